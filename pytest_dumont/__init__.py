@@ -1,0 +1,5 @@
+"""pytest-dumont: GPU integration tests on rented Vast.ai machines, with guaranteed teardown and a cost report."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0.dev0"

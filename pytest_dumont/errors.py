@@ -1,0 +1,222 @@
+"""The one error tree of pytest-dumont.
+
+Every error the plugin raises on purpose is a ``DumontError``. Errors carry context (HTTP status, the API's error
+code, the instance id, the last status seen) and never a secret: messages are built from fields we choose, and the
+API's own message is passed through ``redact`` before it is kept.
+
+    DumontError
+    ├── ConfigurationError            bad option, marker or environment; nothing was spent
+    │   └── MissingApiKey             live mode without VAST_API_KEY
+    ├── VastApiError                  the API answered with an error (status, error code, msg)
+    │   ├── AuthenticationFailed      401/403, or 404 with error "auth_error"
+    │   ├── OfferUnavailable          "no_such_ask" in a 400/404/410: the offer was taken
+    │   ├── InstanceNotFound          "no_such_instance"/"not_found": the instance is gone
+    │   ├── RateLimited               429, after the retries ran out
+    │   └── ServerError               5xx, after the retries ran out
+    ├── VastConnectionError           no HTTP answer at all (refused, reset, timed out)
+    ├── ProvisioningError             an instance could not be made ready (instance destroyed)
+    │   ├── NoMatchingOffer           the search found nothing; says which filters ruled offers out
+    │   ├── InstanceFailedToBoot      exited/offline/error status_msg, or the boot deadline passed
+    │   ├── SSHNotReady               running, but SSH never answered within its deadline
+    │   └── OffersExhausted           every offer tried failed; lists why each one did
+    ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
+    └── TeardownError                 an instance could not be confirmed destroyed: go and look
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+_REDACTED = "***"
+
+# Secrets registered at run time (the API key, instance keys). ``redact`` removes them from any text we keep.
+_known_secrets: set[str] = set()
+
+# Shapes that are secrets whatever their value: private key blocks and bearer tokens.
+_SECRET_SHAPES = (
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(api_key=)[^&\s\"']+"),
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that ``redact`` removes it from any message, log line or report."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret and every secret-shaped token replaced by ``***``."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        text = text.replace(secret, _REDACTED)
+    for shape in _SECRET_SHAPES:
+        text = shape.sub(lambda m: (m.group(1) if m.groups() else "") + _REDACTED, text)
+    return text
+
+
+class DumontError(Exception):
+    """Base of every error pytest-dumont raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigurationError(DumontError):
+    """An option, ini value, marker argument or environment variable is wrong; nothing was spent."""
+
+
+class MissingApiKey(ConfigurationError):
+    """Live mode was asked for but no API key is configured."""
+
+    def __init__(self, variable: str = "VAST_API_KEY") -> None:
+        super().__init__(
+            f"live mode needs a Vast.ai API key: set the environment variable {variable} "
+            "(or --dumont-api-key-file PATH), or run without -m real_gpu to replay from cassettes, "
+            "or with --dumont-mode=emulator to use the bundled emulator"
+        )
+        self.variable = variable
+
+
+class VastApiError(DumontError):
+    """The Vast.ai API answered with an error."""
+
+    def __init__(
+        self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = ""
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.msg = redact(msg) if msg else None
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method else ""
+        code = f" {error}" if error else ""
+        detail = f": {self.msg}" if self.msg else ""
+        super().__init__(f"{where}HTTP {status}{code}{detail}")
+
+
+class AuthenticationFailed(VastApiError):
+    """The API rejected the key (401/403, or 404 with ``auth_error``)."""
+
+    def __init__(
+        self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(status, error, msg, method=method, path=path)
+        self.args = (
+            f"{self.args[0]}. The Vast.ai API rejected the key in VAST_API_KEY: check that the variable holds "
+            "a current key (console: Account > API keys); the key itself is never printed",
+        )
+
+
+class OfferUnavailable(VastApiError):
+    """The offer is no longer rentable (``no_such_ask``): someone else took it."""
+
+
+class InstanceNotFound(VastApiError):
+    """The instance does not exist (any more)."""
+
+
+class RateLimited(VastApiError):
+    """HTTP 429 after the retry policy gave up."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str | None,
+        msg: str | None,
+        *,
+        method: str = "",
+        path: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, error, msg, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class ServerError(VastApiError):
+    """HTTP 5xx after the retry policy gave up."""
+
+
+class VastConnectionError(DumontError):
+    """No HTTP answer: connection refused or reset, or the request timed out."""
+
+
+class ProvisioningError(DumontError):
+    """An instance could not be made ready; whatever was created has been destroyed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        instance_id: int | None = None,
+        last_status: str | None = None,
+        status_msg: str | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.last_status = last_status
+        self.status_msg = redact(status_msg) if status_msg else None
+        super().__init__(message)
+
+
+class NoMatchingOffer(ProvisioningError):
+    """The search returned no offer; ``reasons`` says which filters ruled offers out."""
+
+    def __init__(self, filters: str, reasons: Sequence[str] = ()) -> None:
+        self.filters = filters
+        self.reasons = tuple(reasons)
+        lines = [f"no Vast.ai offer matches {filters}"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        lines.append("Relax a filter (--dumont-max-dph, --dumont-min-disk, --dumont-min-reliability, --dumont-gpu).")
+        super().__init__("\n".join(lines))
+
+
+class InstanceFailedToBoot(ProvisioningError):
+    """The instance exited, went offline, reported an error, or missed its boot deadline."""
+
+
+class SSHNotReady(ProvisioningError):
+    """The instance is running but SSH did not answer before its deadline."""
+
+
+class OffersExhausted(ProvisioningError):
+    """Every offer tried failed; ``failures`` holds one error per attempt."""
+
+    def __init__(self, failures: Iterable[DumontError]) -> None:
+        self.failures = tuple(failures)
+        lines = [f"gave up after {len(self.failures)} offer(s); every instance made was destroyed:"]
+        lines += [f"  {i}. {type(f).__name__}: {f.message}" for i, f in enumerate(self.failures, 1)]
+        last = self.failures[-1] if self.failures else None
+        super().__init__(
+            "\n".join(lines),
+            instance_id=getattr(last, "instance_id", None),
+            last_status=getattr(last, "last_status", None),
+            status_msg=getattr(last, "status_msg", None),
+        )
+
+
+class SSHCommandError(DumontError):
+    """A command run over SSH exited non-zero."""
+
+    def __init__(self, command: str, exit_code: int, stderr: str) -> None:
+        self.command = redact(command)
+        self.exit_code = exit_code
+        self.stderr = redact(stderr)
+        tail = "\n".join(self.stderr.strip().splitlines()[-5:])
+        super().__init__(f"command {self.command!r} exited {exit_code}" + (f":\n{tail}" if tail else ""))
+
+
+class TeardownError(DumontError):
+    """An instance could not be confirmed destroyed. It may still be billing: check the console."""
+
+    def __init__(self, instance_ids: Iterable[int], cause: str) -> None:
+        self.instance_ids = tuple(instance_ids)
+        ids = ", ".join(str(i) for i in self.instance_ids)
+        super().__init__(
+            f"could not confirm that instance(s) {ids} were destroyed ({cause}); they may still be billing: "
+            f"destroy them with `vastai destroy instance <id>` or in the console"
+        )

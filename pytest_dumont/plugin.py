@@ -1,0 +1,3 @@
+"""pytest entry point (wiring only). Filled in by the fixtures/markers work."""
+
+from __future__ import annotations

@@ -86,9 +86,7 @@ class MissingApiKey(ConfigurationError):
 class VastApiError(DumontError):
     """The Vast.ai API answered with an error."""
 
-    def __init__(
-        self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = ""
-    ) -> None:
+    def __init__(self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = "") -> None:
         self.status = status
         self.error = error
         self.msg = redact(msg) if msg else None
@@ -103,9 +101,7 @@ class VastApiError(DumontError):
 class AuthenticationFailed(VastApiError):
     """The API rejected the key (401/403, or 404 with ``auth_error``)."""
 
-    def __init__(
-        self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = ""
-    ) -> None:
+    def __init__(self, status: int, error: str | None, msg: str | None, *, method: str = "", path: str = "") -> None:
         super().__init__(status, error, msg, method=method, path=path)
         self.args = (
             f"{self.args[0]}. The Vast.ai API rejected the key in VAST_API_KEY: check that the variable holds "

@@ -1,0 +1,108 @@
+"""What each instance of the session cost and where its time went.
+
+Cost model (docs/architecture.md): Vast bills per second, the GPU part (``dph_base``) while the instance runs and
+storage (``disk x storage_cost / 720`` per hour) for every second it exists. The *billed estimate* follows that
+model; the *simple* figure is the seed report's ``dph_total x wall``. Both are reported, labelled.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+
+PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh")
+
+
+@dataclass
+class InstanceRecord:
+    """One instance's life as this session saw it; times are seconds on the session's clock."""
+
+    instance_id: int
+    label: str
+    offer: Offer
+    disk_gb: float
+    search_started_at: float
+    created_at: float
+    running_at: float | None = None
+    ready_at: float | None = None
+    destroyed_at: float | None = None
+    timeline: list[StatusChange] = field(default_factory=list)
+    phases: list[PhaseTiming] = field(default_factory=list)
+    failure: str | None = None
+    tests: list[str] = field(default_factory=list)
+
+    @property
+    def dph_base(self) -> float:
+        return self.offer.dph_base
+
+    @property
+    def storage_dph(self) -> float:
+        return self.offer.storage_dph(self.disk_gb)
+
+    @property
+    def dph_total(self) -> float:
+        return self.dph_base + self.storage_dph
+
+    @property
+    def live(self) -> bool:
+        return self.destroyed_at is None
+
+    def end(self, now: float) -> float:
+        return self.destroyed_at if self.destroyed_at is not None else now
+
+    def running_seconds(self, now: float) -> float:
+        return max(0.0, self.end(now) - self.running_at) if self.running_at is not None else 0.0
+
+    def exists_seconds(self, now: float) -> float:
+        return max(0.0, self.end(now) - self.created_at)
+
+    def wall_seconds(self, now: float) -> float:
+        """From the start of the offer search to the confirmed destroy: the seed's "total duration"."""
+        return max(0.0, self.end(now) - self.search_started_at)
+
+    def gpu_cost(self, now: float) -> float:
+        return self.dph_base * self.running_seconds(now) / 3600.0
+
+    def storage_cost(self, now: float) -> float:
+        return self.storage_dph * self.exists_seconds(now) / 3600.0
+
+    def billed_cost(self, now: float) -> float:
+        """GPU while running plus storage while existing (bandwidth is not known here)."""
+        return self.gpu_cost(now) + self.storage_cost(now)
+
+    def simple_cost(self, now: float) -> float:
+        """The seed report's figure: dph_total x wall time."""
+        return self.dph_total * self.wall_seconds(now) / 3600.0
+
+    def phase_seconds(self, name: str) -> float:
+        return sum(p.duration for p in self.phases if p.name == name)
+
+    def provisioning_seconds(self) -> float:
+        return sum(self.phase_seconds(name) for name in PROVISIONING_PHASES)
+
+
+class Ledger:
+    """Every instance the session created, live or destroyed. Thread-safe: signal handlers and atexit read it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[InstanceRecord] = []
+
+    def add(self, record: InstanceRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def records(self) -> list[InstanceRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def live(self) -> list[InstanceRecord]:
+        return [r for r in self.records() if r.live]
+
+    def billed_cost(self, now: float) -> float:
+        return sum(r.billed_cost(now) for r in self.records())
+
+    def simple_cost(self, now: float) -> float:
+        return sum(r.simple_cost(now) for r in self.records())

@@ -1,0 +1,371 @@
+"""Provisioning and teardown: search -> create -> running -> SSH -> hand over ... destroy, timed, never leaking.
+
+The rule this module keeps: from the moment a create call may have rented a machine until that machine is confirmed
+destroyed, every path (an API error, a failed boot, a timeout, ``KeyboardInterrupt``) goes through ``destroy``.
+A failed attempt is destroyed and confirmed gone before the next offer is tried, so one request never holds two
+paid instances.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_dumont.clock import Clock
+from pytest_dumont.errors import (
+    DumontError,
+    InstanceFailedToBoot,
+    InstanceNotFound,
+    NoMatchingOffer,
+    OffersExhausted,
+    OfferUnavailable,
+    ProvisioningError,
+    ServerError,
+    TeardownError,
+    VastApiError,
+    VastConnectionError,
+)
+from pytest_dumont.ledger import InstanceRecord, Ledger
+from pytest_dumont.models import Instance, Offer, PhaseTiming, StatusChange
+from pytest_dumont.vast.client import CreateRequest, VastClient
+from pytest_dumont.vast.offers import OfferFilters
+
+if TYPE_CHECKING:
+    import fabric
+
+    from pytest_dumont.ssh import SSHTarget
+    from pytest_dumont.sshkeys import SessionKey
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    """What to rent and run. Hashable: tests asking the same thing share one instance."""
+
+    filters: OfferFilters
+    image: str
+    onstart: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long each wait may take, and how status polling paces itself (short at first, growing to a cap)."""
+
+    boot: float = 900.0
+    ssh: float = 180.0
+    destroy_confirm: float = 120.0
+    poll_first: float = 0.05
+    poll_factor: float = 1.5
+    poll_max: float = 2.0
+
+    def poll_delays(self) -> Iterator[float]:
+        delay = self.poll_first
+        while True:
+            yield delay
+            delay = min(delay * self.poll_factor, self.poll_max)
+
+
+@dataclass(repr=False)
+class ReadyInstance:
+    """A running instance with SSH up: what the ``vast_gpu`` fixture hands to tests."""
+
+    record: InstanceRecord
+    target: SSHTarget
+    connection: fabric.Connection
+    instance_api_key: str | None = field(default=None)
+
+    @property
+    def id(self) -> int:
+        return self.record.instance_id
+
+    @property
+    def offer(self) -> Offer:
+        return self.record.offer
+
+    @property
+    def gpu_name(self) -> str:
+        return self.record.offer.gpu_name
+
+    @property
+    def dph_total(self) -> float:
+        return self.record.dph_total
+
+    @property
+    def label(self) -> str:
+        return self.record.label
+
+    @property
+    def ssh_host(self) -> str:
+        return self.target.host
+
+    @property
+    def ssh_port(self) -> int:
+        return self.target.port
+
+    @property
+    def timeline(self) -> list[StatusChange]:
+        return self.record.timeline
+
+    @property
+    def phases(self) -> list[PhaseTiming]:
+        return self.record.phases
+
+    def __repr__(self) -> str:
+        return f"ReadyInstance(id={self.id}, gpu={self.gpu_name!r}, ${self.dph_total:.4f}/h, ssh={self.target})"
+
+
+StatusListener = Callable[[int, str, float], None]
+
+
+class Provisioner:
+    """Rents instances for one session and destroys them; records everything in the session's ``Ledger``."""
+
+    def __init__(
+        self,
+        client: VastClient,
+        *,
+        clock: Clock,
+        ledger: Ledger,
+        session_id: str,
+        ssh_key: SessionKey,
+        known_hosts: Path,
+        deadlines: Deadlines | None = None,
+        offer_attempts: int = 3,
+        on_status: StatusListener | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.ledger = ledger
+        self.session_id = session_id
+        self.ssh_key = ssh_key
+        self.known_hosts = known_hosts
+        self.deadlines = deadlines or Deadlines()
+        self.offer_attempts = offer_attempts
+        self.on_status = on_status
+        self.failed_machines: set[int] = set()
+        self._labels = itertools.count(1)
+
+    @property
+    def label_prefix(self) -> str:
+        """Every instance of this session carries a label starting so; ``dumont reap`` finds leftovers by it."""
+        return f"dumont-{self.session_id}"
+
+    # --- provisioning -------------------------------------------------------------------------------------------
+
+    def provision(self, request: ProvisionRequest) -> ReadyInstance:
+        """Rent the cheapest matching offer and wait until SSH answers, trying further offers when one fails."""
+        search_started = self.clock.now()
+        search_phase: list[PhaseTiming] = []
+        with self._timed(search_phase, "search", None):
+            offers = self._search(request.filters)
+        failures: list[DumontError] = []
+        for offer in offers:
+            if len(failures) >= self.offer_attempts:
+                break
+            if offer.machine_id is not None and offer.machine_id in self.failed_machines:
+                continue
+            try:
+                return self._provision_offer(offer, request, search_started, list(search_phase))
+            except (ProvisioningError, OfferUnavailable) as exc:
+                failures.append(exc)
+                if offer.machine_id is not None and not isinstance(exc, OfferUnavailable):
+                    self.failed_machines.add(offer.machine_id)
+        if not failures:
+            raise NoMatchingOffer(request.filters.describe(), ["every matching offer is on a machine that failed"])
+        raise OffersExhausted(failures)
+
+    def _search(self, filters: OfferFilters) -> list[Offer]:
+        offers = [o for o in self.client.search_offers(filters.query()) if filters.matches(o)]
+        offers.sort(key=lambda o: (o.dph_total, -o.reliability))
+        if offers:
+            return offers
+        candidates = self.client.search_offers(filters.relaxed_query())
+        candidates = [o for o in candidates if not {"gpu"} & set(filters.rejections(o))]
+        on_offer: list[str] = []
+        if not candidates:
+            on_offer = [o.gpu_name for o in self.client.search_offers({"rentable": {"eq": True}, "limit": 64})]
+        raise NoMatchingOffer(filters.describe(), filters.explain(candidates, on_offer))
+
+    def _provision_offer(
+        self, offer: Offer, request: ProvisionRequest, search_started: float, phases: list[PhaseTiming]
+    ) -> ReadyInstance:
+        label = f"{self.label_prefix}-{next(self._labels)}"
+        create = CreateRequest(
+            image=request.image,
+            disk_gb=request.filters.disk_gb,
+            label=label,
+            onstart=request.onstart,
+            env=dict(request.env),
+        )
+        try:
+            with self._timed(phases, "create", None):
+                created = self.client.create_instance(offer.id, create)
+        except (ServerError, VastConnectionError):
+            # The create may have gone through before the error: find it by its label and destroy it.
+            self._sweep_label(label)
+            raise
+        record = InstanceRecord(
+            instance_id=created.id,
+            label=label,
+            offer=offer,
+            disk_gb=request.filters.disk_gb,
+            search_started_at=search_started,
+            created_at=self.clock.now(),
+            phases=[PhaseTiming(p.name, p.started, p.duration, p.outcome, created.id, p.kind) for p in phases],
+        )
+        self.ledger.add(record)
+        try:
+            return self._bring_up(record, created.instance_api_key)
+        except BaseException as exc:
+            record.failure = f"{type(exc).__name__}: {exc}"
+            self.destroy(record)
+            raise
+
+    def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
+        from pytest_dumont.ssh import SSHTarget, wait_for_ssh  # fabric is imported only when a GPU is used
+
+        self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
+        with self._timed(record.phases, "wait_running", record.instance_id):
+            instance = self._wait_running(record)
+        address = instance.ssh_address()
+        assert address is not None  # _wait_running returns only once an address is known
+        target = SSHTarget(host=address[0], port=address[1])
+        with self._timed(record.phases, "wait_ssh", record.instance_id):
+            connection, _attempts = wait_for_ssh(
+                target,
+                self.ssh_key,
+                self.known_hosts,
+                clock=self.clock,
+                deadline=self.deadlines.ssh,
+                instance_id=record.instance_id,
+            )
+        record.ready_at = self.clock.now()
+        return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
+
+    def _wait_running(self, record: InstanceRecord) -> Instance:
+        """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""
+        deadline = record.created_at + self.deadlines.boot
+        last: Instance | None = None
+        for delay in self.deadlines.poll_delays():
+            instance = self.client.show_instance(record.instance_id)
+            now = self.clock.now()
+            if instance is None:
+                raise InstanceFailedToBoot(
+                    f"instance {record.instance_id} disappeared while booting (destroyed elsewhere?)",
+                    instance_id=record.instance_id,
+                    last_status=last.status if last else None,
+                )
+            self._note_status(record, instance, now)
+            last = instance
+            if instance.is_running and instance.ssh_address() is not None:
+                record.running_at = now
+                return instance
+            reason = instance.failure_reason()
+            if reason is not None:
+                raise InstanceFailedToBoot(
+                    f"instance {record.instance_id} will not boot: {reason} "
+                    f"(last status {instance.status}, status_msg {instance.status_msg!r})",
+                    instance_id=record.instance_id,
+                    last_status=instance.status,
+                    status_msg=instance.status_msg,
+                )
+            if now >= deadline:
+                raise InstanceFailedToBoot(
+                    f"instance {record.instance_id} did not reach running within {self.deadlines.boot:g} s "
+                    f"(last status {instance.status}, status_msg {instance.status_msg!r})",
+                    instance_id=record.instance_id,
+                    last_status=instance.status,
+                    status_msg=instance.status_msg,
+                )
+            self.clock.sleep(min(delay, max(0.0, deadline - now)))
+        raise AssertionError("unreachable: poll_delays never ends")
+
+    def _note_status(self, record: InstanceRecord, instance: Instance, now: float) -> None:
+        if record.timeline and record.timeline[-1].status == instance.status:
+            return
+        record.timeline.append(
+            StatusChange(at=now - record.created_at, status=instance.status, status_msg=instance.status_msg)
+        )
+        if self.on_status is not None:
+            self.on_status(record.instance_id, instance.status, now - record.created_at)
+
+    # --- teardown -----------------------------------------------------------------------------------------------
+
+    def destroy(self, record: InstanceRecord, connection: fabric.Connection | None = None) -> None:
+        """Destroy and confirm (the API says null). Idempotent; raises TeardownError if it cannot confirm."""
+        if record.destroyed_at is not None:
+            return
+        if connection is not None:
+            _close_quietly(connection)
+        with self._timed(record.phases, "destroy", record.instance_id):
+            try:
+                self.client.destroy_instance(record.instance_id)
+            except InstanceNotFound:
+                pass  # already gone: that is what we wanted
+            except DumontError as exc:
+                raise TeardownError([record.instance_id], f"destroy failed: {exc}") from None
+            self._confirm_gone(record)
+        record.destroyed_at = self.clock.now()
+
+    def _confirm_gone(self, record: InstanceRecord) -> None:
+        deadline = self.clock.now() + self.deadlines.destroy_confirm
+        for delay in self.deadlines.poll_delays():
+            try:
+                if self.client.show_instance(record.instance_id) is None:
+                    return
+            except InstanceNotFound:
+                return
+            except DumontError as exc:
+                if self.clock.now() >= deadline:
+                    raise TeardownError([record.instance_id], f"could not check: {exc}") from None
+            if self.clock.now() >= deadline:
+                raise TeardownError([record.instance_id], "the API still lists it")
+            self.clock.sleep(delay)
+
+    def _sweep_label(self, label: str) -> None:
+        """Destroy whatever carries ``label``: a create that errored may still have rented a machine."""
+        try:
+            found = list(self.client.list_instances({"label": {"eq": label}}))
+        except DumontError:
+            return  # cannot look now; the session's final sweep by label prefix tries again
+        for instance in found:
+            if instance.label == label:
+                with suppress(InstanceNotFound, VastApiError):
+                    self.client.destroy_instance(instance.id)
+
+    def sweep_session(self) -> list[int]:
+        """Destroy every instance labelled with this session that the ledger does not know as destroyed."""
+        destroyed: list[int] = []
+        known_gone = {r.instance_id for r in self.ledger.records() if not r.live}
+        for instance in self.client.list_instances():
+            if instance.label and instance.label.startswith(self.label_prefix + "-") and instance.id not in known_gone:
+                try:
+                    self.client.destroy_instance(instance.id)
+                    destroyed.append(instance.id)
+                except InstanceNotFound:
+                    pass
+        return destroyed
+
+    @contextmanager
+    def _timed(self, phases: list[PhaseTiming], name: str, instance_id: int | None) -> Iterator[None]:
+        started = self.clock.now()
+        outcome = "failed"
+        try:
+            yield
+            outcome = "passed"
+        finally:
+            phases.append(PhaseTiming(name, started, self.clock.now() - started, outcome, instance_id))
+
+
+def _close_quietly(connection: Any) -> None:
+    with suppress(Exception):  # a broken connection must not stop the destroy
+        connection.close()
+
+
+def describe_request(request: ProvisionRequest) -> Mapping[str, Any]:
+    """Public, secret-free facts about a request, for reports."""
+    return {"filters": request.filters.describe(), "image": request.image}

@@ -1,0 +1,125 @@
+"""The plugin's markers, registered in code, with their arguments checked in one place.
+
+``real_gpu``: the test rents a GPU. Added automatically to every test that uses ``vast_gpu`` or ``ssh_session``,
+so that ``pytest -m real_gpu`` selects them (and ``-m "not real_gpu"`` leaves them out).
+
+``dumont_offer(**filters)``: what this test, class or module needs instead of the session's defaults. The closest
+marker wins per argument (function > class > module), over the command line, over the ini file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from pytest_dumont.lifecycle import ProvisionRequest
+from pytest_dumont.settings import (
+    Settings,
+    parse_fraction,
+    parse_gpu_list,
+    parse_positive_float,
+    parse_positive_int,
+    parse_text,
+)
+
+GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
+
+MARKERS = {
+    "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); "
+    "select with -m real_gpu",
+    "dumont_offer": "dumont_offer(gpu=, max_dph=, min_disk=, min_reliability=, disk=, num_gpus=, verified=, image=, "
+    "onstart=, env=): offer filters and image for this test, class or module",
+}
+
+
+def _gpu(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return parse_gpu_list(value)
+    if isinstance(value, Iterable):
+        return parse_gpu_list(",".join(str(v) for v in value))
+    raise ValueError("must be a GPU name or a list of names")
+
+
+def _number(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError("must be a number")
+        return parse(str(value))
+
+    return convert
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be True or False")
+    return value
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("must be a dict of str to str")
+    return tuple(sorted(value.items()))
+
+
+# argument -> (converter, field of OfferFilters or of ProvisionRequest)
+OFFER_ARGUMENTS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "gpu": (_gpu, "filters.gpu_names"),
+    "max_dph": (_number(parse_positive_float), "filters.max_dph"),
+    "min_disk": (_number(parse_positive_float), "filters.min_disk_gb"),
+    "min_reliability": (_number(parse_fraction), "filters.min_reliability"),
+    "disk": (_number(parse_positive_float), "filters.disk_gb"),
+    "num_gpus": (_number(parse_positive_int), "filters.num_gpus"),
+    "verified": (_bool, "filters.verified"),
+    "image": (parse_text, "image"),
+    "onstart": (parse_text, "onstart"),
+    "env": (_env, "env"),
+}
+
+
+def register(config: pytest.Config) -> None:
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
+
+
+def check_offer_marker(mark: pytest.Mark, where: str) -> dict[str, Any]:
+    """The converted arguments of one ``dumont_offer`` marker; UsageError naming the test for anything wrong."""
+    if mark.args:
+        raise pytest.UsageError(f"{where}: @pytest.mark.dumont_offer takes keyword arguments only, got {mark.args!r}")
+    converted: dict[str, Any] = {}
+    for name, value in mark.kwargs.items():
+        if name not in OFFER_ARGUMENTS:
+            known = ", ".join(sorted(OFFER_ARGUMENTS))
+            raise pytest.UsageError(f"{where}: unknown dumont_offer argument {name!r}; known arguments: {known}")
+        convert, _field = OFFER_ARGUMENTS[name]
+        try:
+            converted[name] = convert(value)
+        except (ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"{where}: dumont_offer({name}={value!r}) {exc}") from None
+    return converted
+
+
+def provision_request(item: pytest.Item, settings: Settings) -> ProvisionRequest:
+    """The request for ``item``: session settings overridden by its markers, closest marker last."""
+    request = ProvisionRequest(filters=settings.filters, image=settings.image)
+    for mark in reversed(list(item.iter_markers("dumont_offer"))):
+        for name, value in check_offer_marker(mark, item.nodeid).items():
+            request = _apply(request, OFFER_ARGUMENTS[name][1], value)
+    return request
+
+
+def _apply(request: ProvisionRequest, field: str, value: Any) -> ProvisionRequest:
+    if field.startswith("filters."):
+        return replace(request, filters=replace(request.filters, **{field.removeprefix("filters."): value}))
+    return replace(request, **{field: value})
+
+
+def mark_gpu_items(items: list[pytest.Item]) -> None:
+    """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs."""
+    for item in items:
+        for mark in item.iter_markers("dumont_offer"):
+            check_offer_marker(mark, item.nodeid)
+        if GPU_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_gpu)

@@ -1,0 +1,60 @@
+"""The session's instances: one per distinct request, shared by the tests that ask for it, destroyed at the end.
+
+A failed provisioning is remembered, so the next test that asks the same gets the same error at once instead of
+renting again (a broken offer market must not cost once per test).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pytest_dumont.errors import DumontError, TeardownError
+from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance
+
+
+class InstancePool:
+    """Hands out ready instances by request and owns their teardown."""
+
+    def __init__(self, provisioner: Provisioner) -> None:
+        self.provisioner = provisioner
+        self._lock = threading.Lock()
+        self._ready: dict[ProvisionRequest, ReadyInstance] = {}
+        self._failed: dict[ProvisionRequest, DumontError] = {}
+
+    def acquire(self, request: ProvisionRequest) -> ReadyInstance:
+        """The instance for ``request``, provisioning it on first use."""
+        with self._lock:
+            if request in self._ready:
+                return self._ready[request]
+            if request in self._failed:
+                raise self._failed[request]
+            try:
+                ready = self.provisioner.provision(request)
+            except DumontError as exc:
+                self._failed[request] = exc
+                raise
+            self._ready[request] = ready
+            return ready
+
+    def instances(self) -> list[ReadyInstance]:
+        with self._lock:
+            return list(self._ready.values())
+
+    def close(self) -> None:
+        """Destroy every instance of the session, then anything else the ledger still holds as live."""
+        errors: list[TeardownError] = []
+        with self._lock:
+            ready, self._ready = list(self._ready.values()), {}
+        for instance in ready:
+            try:
+                self.provisioner.destroy(instance.record, instance.connection)
+            except TeardownError as exc:
+                errors.append(exc)
+        for record in self.provisioner.ledger.live():
+            try:
+                self.provisioner.destroy(record)
+            except TeardownError as exc:
+                errors.append(exc)
+        if errors:
+            ids = [i for e in errors for i in e.instance_ids]
+            raise TeardownError(ids, "; ".join(e.message for e in errors))

@@ -1,0 +1,93 @@
+"""The end-of-run table: per-phase timings with bars and percentages, the status timeline, and the cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytest_dumont.ledger import PROVISIONING_PHASES, InstanceRecord, Ledger
+
+BAR_WIDTH = 36
+PHASE_LABELS = {
+    "search": "search offers",
+    "create": "create instance",
+    "wait_running": "wait for running",
+    "wait_ssh": "wait for SSH",
+    "destroy": "destroy instance",
+}
+
+
+def phase_rows(record: InstanceRecord) -> list[tuple[str, float, str]]:
+    """(label, seconds, outcome) in order: provisioning, the tests' own phases, time in use otherwise, destroy."""
+    rows = [
+        (PHASE_LABELS[name], record.phase_seconds(name), "passed")
+        for name in PROVISIONING_PHASES
+        if any(p.name == name for p in record.phases)
+    ]
+    users = [p for p in record.phases if p.kind == "user"]
+    rows += [(p.name, p.duration, p.outcome) for p in users]
+    if record.ready_at is not None:
+        destroy_started = next((p.started for p in record.phases if p.name == "destroy"), None)
+        in_use = (destroy_started if destroy_started is not None else record.ready_at) - record.ready_at
+        other = in_use - sum(p.duration for p in users)
+        if other > 0.0005:
+            rows.append(("tests (other)", other, "passed"))
+    if any(p.name == "destroy" for p in record.phases):
+        rows.append((PHASE_LABELS["destroy"], record.phase_seconds("destroy"), "passed"))
+    return rows
+
+
+def _bar(seconds: float, total: float) -> str:
+    if total <= 0:
+        return ""
+    eighths = round(seconds / total * BAR_WIDTH * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "") or "▏"
+
+
+def render_instance(record: InstanceRecord, now: float) -> list[str]:
+    offer = record.offer
+    where = f", {offer.geolocation}" if offer.geolocation else ""
+    lines = [
+        f"instance {record.instance_id}  {offer.num_gpus}x {offer.gpu_name}  ${record.dph_total:.4f}/h"
+        f"{where}  offer {offer.id}  label {record.label}",
+    ]
+    rows = phase_rows(record)
+    total = sum(seconds for _, seconds, _ in rows)
+    width = max([len(label) for label, _, _ in rows] + [5])
+    lines.append(f"  {'phase':<{width}}  {'seconds':>9}  {'%':>6}")
+    for label, seconds, outcome in rows:
+        share = seconds / total * 100 if total else 0.0
+        mark = "" if outcome == "passed" else f"  ({outcome})"
+        lines.append(f"  {label:<{width}}  {seconds:9.2f}  {share:5.1f}%  {_bar(seconds, total)}{mark}")
+    lines.append(f"  {'total':<{width}}  {total:9.2f}  100.0%")
+    if record.timeline:
+        lines.append("  status: " + " -> ".join(f"{c.status} {c.at:.1f}s" for c in record.timeline))
+    lines.append(
+        f"  cost: ${record.billed_cost(now):.4f} billed estimate (GPU ${record.dph_base:.4f}/h x "
+        f"{record.running_seconds(now):.1f} s running + storage ${record.storage_dph:.4f}/h x "
+        f"{record.exists_seconds(now):.1f} s existing); ${record.simple_cost(now):.4f} simple "
+        f"(dph_total x {record.wall_seconds(now):.1f} s wall)"
+    )
+    if record.failure:
+        lines.append(f"  failed: {record.failure}")
+    lines.append("  destroyed: " + ("yes (confirmed)" if not record.live else "NO - still live, check the console"))
+    return lines
+
+
+def write_summary(
+    write_line: Callable[[str], None], section: Callable[..., None], ledger: Ledger, now: float, mode: str
+) -> None:
+    """Write the pytest-dumont section of the terminal summary (nothing when no instance was made)."""
+    records = ledger.records()
+    if not records:
+        return
+    live = [r for r in records if r.live]
+    title = f"pytest-dumont ({mode}): {len(records)} instance(s), ${ledger.billed_cost(now):.4f} billed estimate"
+    section("=", title, red=bool(live), green=not live)
+    for record in records:
+        for line in render_instance(record, now):
+            write_line(line)
+    if live:
+        write_line("LEAK: instance(s) " + ", ".join(str(r.instance_id) for r in live) + " are not confirmed destroyed")
+    else:
+        write_line("all instances destroyed")

@@ -1,0 +1,315 @@
+"""Every pytest-dumont option, declared once and resolved once into a frozen ``Settings``.
+
+Precedence, for each option: command line > ini file (``dumont_*``) > environment variable > default.
+The mode has one more rule, from docs/architecture.md: when ``--dumont-mode`` is not on the command line, a ``-m``
+expression that selects ``real_gpu`` tests means live mode. The API key is read only from ``VAST_API_KEY`` or from
+the file ``--dumont-api-key-file`` names, never from a flag that would land in shell history.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dumont.errors import register_secret
+from pytest_dumont.vast.offers import OfferFilters, normalise_gpu_name
+
+MODES = ("replay", "live", "record", "emulator")
+SPENDING_MODES = frozenset({"live", "record"})
+EMULATOR_PROFILES = ("fast", "seed", "manual")
+DEFAULT_API_URL = "https://console.vast.ai"
+DEFAULT_IMAGE = "nvidia/cuda:12.1.0-base-ubuntu22.04"
+
+
+class Secret:
+    """A string that never shows itself in a ``repr``, a log line or a report."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --- parsers: each turns one raw text into a value or raises pytest.UsageError naming the option -----------------
+
+
+def parse_mode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in MODES:
+        raise ValueError(f"must be one of {', '.join(MODES)}")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def parse_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1 (0.9 means 90%)")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def parse_gpu_list(text: str) -> tuple[str, ...]:
+    names = tuple(normalise_gpu_name(part) for part in text.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one GPU, e.g. 'RTX 4090' or 'RTX 4090,RTX 3090'")
+    return names
+
+
+def parse_url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL, e.g. https://console.vast.ai")
+    return value
+
+
+def parse_profile(text: str) -> str:
+    value = text.strip().lower()
+    if value not in EMULATOR_PROFILES:
+        raise ValueError(f"must be one of {', '.join(EMULATOR_PROFILES)}")
+    return value
+
+
+def parse_text(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flag, ini twin, environment variable, parser, default and one line of help."""
+
+    name: str  # e.g. "max-dph" -> --dumont-max-dph, ini dumont_max_dph, dest dumont_max_dph
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    env: str | None = None
+    metavar: str = "VALUE"
+
+    @property
+    def flag(self) -> str:
+        return f"--dumont-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "dumont_" + self.name.replace("-", "_")
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "mode",
+        parse_mode,
+        "replay",
+        "replay (default: cassettes, no network), live (rent real GPUs, needs VAST_API_KEY), "
+        "record (live, rewriting cassettes) or emulator (the bundled Vast.ai emulator)",
+        env="DUMONT_MODE",
+        metavar="MODE",
+    ),
+    OptionSpec(
+        "gpu",
+        parse_gpu_list,
+        "RTX 4090",
+        "GPU type(s) to rent, comma-separated in order of preference",
+        metavar="NAMES",
+    ),
+    OptionSpec("max-dph", parse_positive_float, "0.50", "highest price accepted, in $/h (dph_total)", metavar="USD"),
+    OptionSpec("min-disk", parse_positive_float, "20", "least disk space the offer must have, in GB", metavar="GB"),
+    OptionSpec("min-reliability", parse_fraction, "0.90", "least host reliability, 0 to 1", metavar="R"),
+    OptionSpec("image", parse_text, DEFAULT_IMAGE, "docker image the instance runs", metavar="IMAGE"),
+    OptionSpec("disk", parse_positive_float, "20", "disk to rent with the instance, in GB", metavar="GB"),
+    OptionSpec(
+        "api-url", parse_url, DEFAULT_API_URL, "Vast.ai API base URL (also $VAST_URL)", env="VAST_URL", metavar="URL"
+    ),
+    OptionSpec(
+        "api-key-file", parse_text, "", "file holding the API key, when $VAST_API_KEY is not set", metavar="PATH"
+    ),
+    OptionSpec(
+        "boot-timeout", parse_positive_float, "900", "seconds an instance may take to reach running", metavar="S"
+    ),
+    OptionSpec("ssh-timeout", parse_positive_float, "180", "seconds SSH may take to answer once running", metavar="S"),
+    OptionSpec(
+        "offer-attempts", parse_positive_int, "3", "offers to try before giving up on provisioning", metavar="N"
+    ),
+    OptionSpec(
+        "poll-max", parse_positive_float, "2", "longest pause between two status polls, in seconds", metavar="S"
+    ),
+    OptionSpec(
+        "emulator-profile",
+        parse_profile,
+        "fast",
+        "boot timeline of emulated instances: fast, seed, manual",
+        metavar="NAME",
+    ),
+    OptionSpec(
+        "emulator-time-factor",
+        parse_positive_float,
+        "1",
+        "scale the emulator's boot timeline (0.1: 10x faster)",
+        metavar="X",
+    ),
+)
+OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every option with its ini twin in one ``dumont`` group."""
+    group = parser.getgroup("dumont", "GPU integration tests on Vast.ai (pytest-dumont)")
+    for spec in OPTIONS:
+        env = f" [env {spec.env}]" if spec.env else ""
+        group.addoption(
+            spec.flag,
+            dest=spec.dest,
+            metavar=spec.metavar,
+            default=None,
+            help=f"{spec.help} (default: {spec.default or 'none'}){env}",
+        )
+        parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything pytest-dumont was told, resolved once per session."""
+
+    mode: str
+    mode_source: str  # "command line", "-m real_gpu", "ini", "environment" or "default"
+    api_url: str
+    api_url_explicit: bool  # given on the command line or in the ini file (not just $VAST_URL)
+    api_key: Secret | None
+    filters: OfferFilters
+    image: str
+    boot_timeout: float
+    ssh_timeout: float
+    offer_attempts: int
+    poll_max: float
+    emulator_profile: str
+    emulator_time_factor: float
+
+    @property
+    def spends_money(self) -> bool:
+        return self.mode in SPENDING_MODES
+
+    def with_filters(self, **changes: Any) -> Settings:
+        return replace(self, filters=replace(self.filters, **changes))
+
+
+def _raw(config: pytest.Config, spec: OptionSpec, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The raw text of one option and where it came from (CLI > ini > env > default)."""
+    cli = config.getoption(spec.dest, default=None)
+    if cli is not None:
+        return str(cli), "command line"
+    ini = config.getini(spec.dest)
+    if ini not in (None, "", []):
+        return str(ini), "ini"
+    if spec.env and environ.get(spec.env):
+        return environ[spec.env], "environment"
+    return spec.default, "default"
+
+
+def _value(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tuple[Any, str]:
+    spec = OPTIONS_BY_NAME[name]
+    text, source = _raw(config, spec, environ)
+    if source == "default" and text == "":
+        return None, source
+    try:
+        return spec.parse(text), source
+    except ValueError as exc:
+        where = {"command line": spec.flag, "ini": f"ini option {spec.dest}", "environment": f"${spec.env}"}
+        raise pytest.UsageError(f"{where.get(source, spec.flag)}={text!r}: {exc}") from None
+
+
+def selects_real_gpu(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` picks real_gpu tests and not unmarked ones (``-m real_gpu``, not ``-m 'not slow'``)."""
+    if not markexpr or "real_gpu" not in markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression  # pytest's own parser: the same meaning as -m
+
+        def only_real_gpu(name: str, /, **kwargs: object) -> bool:
+            return name == "real_gpu"
+
+        def no_marks(name: str, /, **kwargs: object) -> bool:
+            return False
+
+        expr = Expression.compile(markexpr)
+        return bool(expr.evaluate(only_real_gpu)) and not expr.evaluate(no_marks)
+    except Exception:  # a private API that moved: fall back to a plain reading
+        return re.search(r"(?<!not )\breal_gpu\b", markexpr) is not None
+
+
+def read_api_key(key_file: str | None, environ: Mapping[str, str]) -> Secret | None:
+    """The key from $VAST_API_KEY, else from the key file; None when neither is set."""
+    value = environ.get("VAST_API_KEY", "").strip()
+    if not value and key_file:
+        path = Path(key_file).expanduser()
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise pytest.UsageError(f"--dumont-api-key-file: cannot read {path}: {exc.strerror}") from None
+    return Secret(value) if value else None
+
+
+def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the session's ``Settings``; raises ``pytest.UsageError`` for any bad value, before anything is spent."""
+    env = os.environ if environ is None else environ
+    values = {spec.name: _value(config, spec.name, env) for spec in OPTIONS}
+    mode, mode_source = values["mode"]
+    if mode_source != "command line" and selects_real_gpu(str(config.getoption("markexpr", "") or "")):
+        mode, mode_source = "live", "-m real_gpu"
+    api_key = read_api_key(values["api-key-file"][0], env)
+    filters = OfferFilters(
+        gpu_names=values["gpu"][0],
+        max_dph=values["max-dph"][0],
+        min_disk_gb=values["min-disk"][0],
+        min_reliability=values["min-reliability"][0],
+        disk_gb=values["disk"][0],
+    )
+    return Settings(
+        mode=mode,
+        mode_source=mode_source,
+        api_url=values["api-url"][0],
+        api_url_explicit=values["api-url"][1] in ("command line", "ini"),
+        api_key=api_key,
+        filters=filters,
+        image=values["image"][0],
+        boot_timeout=values["boot-timeout"][0],
+        ssh_timeout=values["ssh-timeout"][0],
+        offer_attempts=values["offer-attempts"][0],
+        poll_max=values["poll-max"][0],
+        emulator_profile=values["emulator-profile"][0],
+        emulator_time_factor=values["emulator-time-factor"][0],
+    )

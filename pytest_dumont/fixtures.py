@@ -41,8 +41,8 @@ class ApiEndpoint:
 
 def replay_skip_reason(nodeid: str) -> str:
     return (
-        f"no cassette for {nodeid}: record it with `pytest --dumont-mode=record {nodeid}` (needs VAST_API_KEY), "
-        f"or run it against the bundled emulator with `pytest --dumont-mode=emulator {nodeid}`"
+        f"no cassette for {nodeid}: run it live with `VAST_API_KEY=... pytest -m real_gpu {nodeid}`, "
+        f"or against the bundled emulator with `pytest --dumont-mode=emulator {nodeid}`"
     )
 
 

@@ -17,6 +17,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     resolved = settings.resolve(config)
+    if resolved.mode == "record":
+        raise pytest.UsageError(
+            "--dumont-mode=record is not available yet: cassettes are not written by this version. "
+            "Use --dumont-mode=live (real instances) or --dumont-mode=emulator"
+        )
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
     config.stash[SESSION_KEY] = SessionState(settings=resolved)

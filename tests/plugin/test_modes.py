@@ -18,7 +18,8 @@ def test_plain_run_replays_and_skips_gpu_tests_without_a_cassette(pytester: pyte
     result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*dumont: mode replay (default)*", "*no cassette for test_plain_run*::test_gpu: "
-                                 "record it with `pytest --dumont-mode=record *::test_gpu`*"])
+                                 "run it live with `VAST_API_KEY=... pytest -m real_gpu *::test_gpu`, or against "
+                                 "the bundled emulator with `pytest --dumont-mode=emulator *::test_gpu`*"])
 
 
 def test_a_key_alone_never_spends_money(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
@@ -30,7 +31,7 @@ def test_a_key_alone_never_spends_money(pytester: pytest.Pytester, monkeypatch: 
     assert "a-key-that-is-set" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("args", [["-m", "real_gpu"], ["--dumont-mode=live"], ["--dumont-mode=record"]])
+@pytest.mark.parametrize("args", [["-m", "real_gpu"], ["--dumont-mode=live"]])
 def test_spending_without_a_key_is_a_usage_error_before_any_request(pytester: pytest.Pytester, args):
     pytester.makepyfile(GPU_TEST)
     result = pytester.runpytest(*args)
@@ -109,3 +110,11 @@ def test_api_key_file_is_read_when_the_variable_is_unset(pytester: pytest.Pytest
     missing = pytester.runpytest("--dumont-mode=live", "--dumont-api-key-file=/nonexistent/key")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stderr.fnmatch_lines(["*--dumont-api-key-file: cannot read /nonexistent/key*"])
+
+
+def test_record_mode_says_it_is_not_available_yet(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("VAST_API_KEY", "k" * 20)
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest("--dumont-mode=record")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dumont-mode=record is not available yet*--dumont-mode=emulator*"])

@@ -20,6 +20,7 @@ API's own message is passed through ``redact`` before it is kept.
     │   ├── SSHNotReady               running, but SSH never answered within its deadline
     │   └── OffersExhausted           every offer tried failed; lists why each one did
     ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
+    ├── HostKeyChanged                a host:port this session trusts presented another host key
     └── TeardownError                 an instance could not be confirmed destroyed: go and look
 """
 
@@ -204,6 +205,20 @@ class SSHCommandError(DumontError):
         self.stderr = redact(stderr)
         tail = "\n".join(self.stderr.strip().splitlines()[-5:])
         super().__init__(f"command {self.command!r} exited {exit_code}" + (f":\n{tail}" if tail else ""))
+
+
+class HostKeyChanged(DumontError):
+    """A host:port this session already trusts presented a different host key: someone else may be answering."""
+
+    def __init__(self, host: str, known: str, presented: str, known_hosts: object) -> None:
+        self.host = host
+        self.known_fingerprint = known
+        self.presented_fingerprint = presented
+        super().__init__(
+            f"host key for {host} changed: this session trusted {known} but the server presented {presented}; "
+            f"refusing to connect (trusted key recorded in {known_hosts}). If that host:port now belongs to a new "
+            "instance, the old one's key is forgotten when it is destroyed"
+        )
 
 
 class TeardownError(DumontError):

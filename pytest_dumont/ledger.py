@@ -28,6 +28,7 @@ class InstanceRecord:
     running_at: float | None = None
     ready_at: float | None = None
     destroyed_at: float | None = None
+    ssh_address: tuple[str, int] | None = None
     timeline: list[StatusChange] = field(default_factory=list)
     phases: list[PhaseTiming] = field(default_factory=list)
     failure: str | None = None

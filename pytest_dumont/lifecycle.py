@@ -61,6 +61,7 @@ class Deadlines:
     poll_first: float = 0.05
     poll_factor: float = 1.5
     poll_max: float = 2.0
+    ssh_retry_max: float = 0.25  # a refused SSH connect costs no API call, so it is retried often
 
     def poll_delays(self) -> Iterator[float]:
         delay = self.poll_first
@@ -234,14 +235,16 @@ class Provisioner:
         address = instance.ssh_address()
         assert address is not None  # _wait_running returns only once an address is known
         target = SSHTarget(host=address[0], port=address[1])
+        record.ssh_address = address
         with self._timed(record.phases, "wait_ssh", record.instance_id):
             connection, _attempts = wait_for_ssh(
                 target,
                 self.ssh_key,
                 self.known_hosts,
                 clock=self.clock,
-                deadline=self.deadlines.ssh,
+                deadline=self.clock.now() + self.deadlines.ssh,
                 instance_id=record.instance_id,
+                max_delay=self.deadlines.ssh_retry_max,
             )
         record.ready_at = self.clock.now()
         return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
@@ -310,6 +313,11 @@ class Provisioner:
                 raise TeardownError([record.instance_id], f"destroy failed: {exc}") from None
             self._confirm_gone(record)
         record.destroyed_at = self.clock.now()
+        if record.ssh_address is not None:
+            from pytest_dumont.ssh import SSHTarget, forget_host_key
+
+            # Vast may hand this host:port to the next instance, which will present another host key.
+            forget_host_key(self.known_hosts, SSHTarget(*record.ssh_address))
 
     def _confirm_gone(self, record: InstanceRecord) -> None:
         deadline = self.clock.now() + self.deadlines.destroy_confirm

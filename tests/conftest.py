@@ -7,6 +7,12 @@ from typing import Any
 
 import pytest
 
+# Imported here, in the outer session, on purpose: pytester's in-process runs drop the modules an inner run imported,
+# and re-importing cryptography's Python layer over its already-loaded Rust bindings breaks isinstance checks.
+import pytest_dumont.emulator
+import pytest_dumont.ssh
+import pytest_dumont.sshkeys  # noqa: F401
+
 MakeEmulator = Callable[..., Any]
 
 

@@ -7,6 +7,13 @@ from collections.abc import Callable
 from pytest_dumont.ledger import PROVISIONING_PHASES, InstanceRecord, Ledger
 
 BAR_WIDTH = 36
+
+
+def usd(amount: float) -> str:
+    """Dollars with enough digits to be non-zero: short test runs cost fractions of a cent."""
+    return f"${amount:.4f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
+
+
 PHASE_LABELS = {
     "search": "search offers",
     "create": "create instance",
@@ -63,9 +70,9 @@ def render_instance(record: InstanceRecord, now: float) -> list[str]:
     if record.timeline:
         lines.append("  status: " + " -> ".join(f"{c.status} {c.at:.1f}s" for c in record.timeline))
     lines.append(
-        f"  cost: ${record.billed_cost(now):.4f} billed estimate (GPU ${record.dph_base:.4f}/h x "
+        f"  cost: {usd(record.billed_cost(now))} billed estimate (GPU ${record.dph_base:.4f}/h x "
         f"{record.running_seconds(now):.1f} s running + storage ${record.storage_dph:.4f}/h x "
-        f"{record.exists_seconds(now):.1f} s existing); ${record.simple_cost(now):.4f} simple "
+        f"{record.exists_seconds(now):.1f} s existing); {usd(record.simple_cost(now))} simple "
         f"(dph_total x {record.wall_seconds(now):.1f} s wall)"
     )
     if record.failure:
@@ -82,7 +89,7 @@ def write_summary(
     if not records:
         return
     live = [r for r in records if r.live]
-    title = f"pytest-dumont ({mode}): {len(records)} instance(s), ${ledger.billed_cost(now):.4f} billed estimate"
+    title = f"pytest-dumont ({mode}): {len(records)} instance(s), {usd(ledger.billed_cost(now))} billed estimate"
     section("=", title, red=bool(live), green=not live)
     for record in records:
         for line in render_instance(record, now):

@@ -23,8 +23,9 @@ from pytest_dumont.vast.retry import RetryPolicy
 
 def client_for(emulator, clock=None, **policy) -> VastClient:
     clock = clock or ManualClock()
-    return VastClient(emulator.url, emulator.api_key,
-                      policy=RetryPolicy(sleep=clock.sleep, clock=clock.now, jitter=0.0, **policy))
+    return VastClient(
+        emulator.url, emulator.api_key, policy=RetryPolicy(sleep=clock.sleep, clock=clock.now, jitter=0.0, **policy)
+    )
 
 
 def request(label="dumont-test-1") -> CreateRequest:
@@ -67,8 +68,16 @@ def test_create_show_null_status_then_running_then_destroy(api):
 
 def test_list_instances_reads_every_page_of_the_v1_list(make_emulator):
     market = [
-        {"id": 1000 + i, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_base": 0.2, "storage_cost": 0.1,
-         "disk_space": 100, "reliability": 0.99, "verified": True}
+        {
+            "id": 1000 + i,
+            "gpu_name": "RTX 4090",
+            "num_gpus": 1,
+            "dph_base": 0.2,
+            "storage_cost": 0.1,
+            "disk_space": 100,
+            "reliability": 0.99,
+            "verified": True,
+        }
         for i in range(30)
     ]
     emulator = make_emulator(profile="manual", ssh=False, market=market)
@@ -81,7 +90,7 @@ def test_list_instances_reads_every_page_of_the_v1_list(make_emulator):
 
 
 def test_stop_start_and_label(api):
-    emulator, client = api
+    _, client = api
     created = client.create_instance(client.search_offers(OfferFilters().query())[0].id, request())
     client.set_label(created.id, "renamed")
     client.set_state(created.id, "stopped")
@@ -94,7 +103,7 @@ def test_stop_start_and_label(api):
 
 
 def test_attach_ssh_key_refuses_private_material_before_sending(api):
-    emulator, client = api
+    _, client = api
     created = client.create_instance(client.search_offers(OfferFilters().query())[0].id, request())
     client.attach_ssh_key(created.id, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5dGVzdGtleXRlc3RrZXl0ZXN0a2V5 t")
     with pytest.raises(ValueError, match="OpenSSH public key"):
@@ -182,8 +191,11 @@ def test_refused_connection_is_a_connection_error_without_the_key():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     clock = ManualClock()
-    client = VastClient(f"http://127.0.0.1:{port}", "secret-key-abcdef123456",
-                        policy=RetryPolicy(sleep=clock.sleep, clock=clock.now, attempts=3))
+    client = VastClient(
+        f"http://127.0.0.1:{port}",
+        "secret-key-abcdef123456",
+        policy=RetryPolicy(sleep=clock.sleep, clock=clock.now, attempts=3),
+    )
     with pytest.raises(VastConnectionError) as info:
         client.current_user()
     assert f"127.0.0.1:{port}" in str(info.value)

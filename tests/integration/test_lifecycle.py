@@ -7,7 +7,7 @@ import pytest
 from pytest_dumont.clock import SystemClock
 from pytest_dumont.errors import InstanceFailedToBoot, NoMatchingOffer, OffersExhausted, SSHNotReady
 from pytest_dumont.ledger import Ledger
-from pytest_dumont.lifecycle import Deadlines, ProvisionRequest, Provisioner
+from pytest_dumont.lifecycle import Deadlines, Provisioner, ProvisionRequest
 from pytest_dumont.sshkeys import SessionKey
 from pytest_dumont.vast.client import VastClient
 from pytest_dumont.vast.offers import OfferFilters
@@ -97,7 +97,7 @@ def test_an_instance_that_will_not_boot_is_destroyed_before_the_next_is_created(
         assert first["destroyed_at"] <= second["created_at"], "never two paid instances for one request"
         assert first["offer_id"] != second["offer_id"]
         failed = provisioner.ledger.records()[0]
-        assert failed.failure and fault in failed.failure or "will not boot" in (failed.failure or "")
+        assert "will not boot" in (failed.failure or "")
     finally:
         provisioner.destroy(ready.record, ready.connection)
 
@@ -120,8 +120,9 @@ def test_boot_deadline_names_last_status_and_status_msg(make_emulator, session_k
     from pytest_dumont.emulator import Faults
 
     emulator = make_emulator(faults=Faults(create_faults=["never_boots"]))
-    provisioner = provisioner_for(emulator, session_key, tmp_path, offer_attempts=1,
-                                  deadlines=Deadlines(boot=0.5, ssh=5, poll_max=0.1))
+    provisioner = provisioner_for(
+        emulator, session_key, tmp_path, offer_attempts=1, deadlines=Deadlines(boot=0.5, ssh=5, poll_max=0.1)
+    )
     with pytest.raises(OffersExhausted) as info:
         provisioner.provision(rtx4090())
     (failure,) = info.value.failures
@@ -136,8 +137,9 @@ def test_ssh_that_never_opens_is_ssh_not_ready_and_destroyed(make_emulator, sess
     from pytest_dumont.emulator import Faults
 
     emulator = make_emulator(faults=Faults(create_faults=["ssh_never_up"]))
-    provisioner = provisioner_for(emulator, session_key, tmp_path, offer_attempts=1,
-                                  deadlines=Deadlines(boot=10, ssh=0.5, poll_max=0.1))
+    provisioner = provisioner_for(
+        emulator, session_key, tmp_path, offer_attempts=1, deadlines=Deadlines(boot=10, ssh=0.5, poll_max=0.1)
+    )
     with pytest.raises(OffersExhausted) as info:
         provisioner.provision(rtx4090())
     assert isinstance(info.value.failures[0], SSHNotReady)

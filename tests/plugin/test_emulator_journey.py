@@ -21,24 +21,26 @@ def test_seed_journey_passes_and_reports_phases_and_cost(pytester: pytest.Pytest
     shutil.copy(EXAMPLE, pytester.path / EXAMPLE.name)
     result = pytester.runpytest("--dumont-mode=emulator", "-p", "no:randomly")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines([
-        "*pytest-dumont (emulator): 1 instance(s), $* billed estimate*",
-        "instance * 1x RTX 4090  $0.*/h*offer *label dumont-*",
-        "  phase * seconds * %",
-        "  search offers *",
-        "  create instance *",
-        "  wait for running *",
-        "  wait for SSH *",
-        "  create file *",
-        "  verify file *",
-        "  nvidia-smi and df *",
-        "  destroy instance *",
-        "  total * 100.0%",
-        "  status: * -> running *",
-        "  cost: $* billed estimate (GPU $*/h x * s running + storage $*/h x * s existing); $* simple*",
-        "  destroyed: yes (confirmed)",
-        "all instances destroyed",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-dumont (emulator): 1 instance(s), $* billed estimate*",
+            "instance * 1x RTX 4090  $0.*/h*offer *label dumont-*",
+            "  phase * seconds * %",
+            "  search offers *",
+            "  create instance *",
+            "  wait for running *",
+            "  wait for SSH *",
+            "  create file *",
+            "  verify file *",
+            "  nvidia-smi and df *",
+            "  destroy instance *",
+            "  total * 100.0%",
+            "  status: * -> running *",
+            "  cost: $* billed estimate (GPU $*/h x * s running + storage $*/h x * s existing); $* simple*",
+            "  destroyed: yes (confirmed)",
+            "all instances destroyed",
+        ]
+    )
 
 
 def test_tests_that_ask_alike_share_one_instance(pytester, monkeypatch, vast_emulator):
@@ -86,8 +88,12 @@ def test_no_matching_offer_errors_every_test_once_and_rents_nothing(pytester, mo
     """)
     result = pytester.runpytest(*external(pytester, monkeypatch, vast_emulator), "--dumont-max-dph=0.01")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*NoMatchingOffer: no Vast.ai offer matches 1x RTX 4090, at most $0.01/h*",
-                                 "*costs more than $0.01/h (cheapest is $*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*NoMatchingOffer: no Vast.ai offer matches 1x RTX 4090, at most $0.01/h*",
+            "*costs more than $0.01/h (cheapest is $*",
+        ]
+    )
     assert vast_emulator.world.history() == []
 
 

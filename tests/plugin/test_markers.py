@@ -7,25 +7,29 @@ import pytest
 
 def test_markers_are_listed_with_one_useful_line(pytester: pytest.Pytester):
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines([
-        "@pytest.mark.real_gpu: the test rents a Vast.ai GPU*select with -m real_gpu",
-        "@pytest.mark.dumont_offer(gpu=, max_dph=,*): offer filters and image for this test, class or module",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.real_gpu: the test rents a Vast.ai GPU*select with -m real_gpu",
+            "@pytest.mark.dumont_offer(gpu=, max_dph=,*): offer filters and image for this test, class or module",
+        ]
+    )
 
 
 def test_every_option_is_in_help_with_its_default(pytester: pytest.Pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines([
-        "*GPU integration tests on Vast.ai (pytest-dumont)*",
-        "*--dumont-mode=MODE*",
-        "*--dumont-gpu=NAMES*",
-        "*--dumont-max-dph=USD*",
-        "*--dumont-min-disk=GB*",
-        "*--dumont-min-reliability=R*",
-        "*--dumont-image=IMAGE*",
-        "*--dumont-api-url=URL*",
-        "*dumont_mode (string):*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*GPU integration tests on Vast.ai (pytest-dumont)*",
+            "*--dumont-mode=MODE*",
+            "*--dumont-gpu=NAMES*",
+            "*--dumont-max-dph=USD*",
+            "*--dumont-min-disk=GB*",
+            "*--dumont-min-reliability=R*",
+            "*--dumont-image=IMAGE*",
+            "*--dumont-api-url=URL*",
+            "*dumont_mode (string):*",
+        ]
+    )
 
 
 def test_strict_markers_accept_ours(pytester: pytest.Pytester):

@@ -17,9 +17,14 @@ def test_plain_run_replays_and_skips_gpu_tests_without_a_cassette(pytester: pyte
     pytester.makepyfile(GPU_TEST)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*dumont: mode replay (default)*", "*no cassette for test_plain_run*::test_gpu: "
-                                 "run it live with `VAST_API_KEY=... pytest -m real_gpu *::test_gpu`, or against "
-                                 "the bundled emulator with `pytest --dumont-mode=emulator *::test_gpu`*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*dumont: mode replay (default)*",
+            "*no cassette for test_plain_run*::test_gpu: "
+            "run it live with `VAST_API_KEY=... pytest -m real_gpu *::test_gpu`, or against "
+            "the bundled emulator with `pytest --dumont-mode=emulator *::test_gpu`*",
+        ]
+    )
 
 
 def test_a_key_alone_never_spends_money(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):

@@ -14,7 +14,10 @@ def test_registered_secrets_are_redacted_from_messages():
 
 
 def test_secret_shapes_are_redacted_without_registration():
-    text = "Authorization: Bearer abcdefghijklmnop url?api_key=zzzzzzzz&x=1 -----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
+    text = (
+        "Authorization: Bearer abcdefghijklmnop url?api_key=zzzzzzzz&x=1 "
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
+    )
     cleaned = redact(text)
     assert "abcdefghijklmnop" not in cleaned and "zzzzzzzz" not in cleaned and "AAAA" not in cleaned
 

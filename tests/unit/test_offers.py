@@ -7,8 +7,15 @@ from pytest_dumont.vast.offers import OfferFilters, normalise_gpu_name
 
 
 def offer(**fields):
-    base = {"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.3, "disk_space": 100,
-            "reliability": 0.99, "verified": True}
+    base = {
+        "id": 1,
+        "gpu_name": "RTX 4090",
+        "num_gpus": 1,
+        "dph_total": 0.3,
+        "disk_space": 100,
+        "reliability": 0.99,
+        "verified": True,
+    }
     return Offer.from_api({**base, **fields})
 
 

@@ -57,8 +57,14 @@ def test_retries_gateway_errors_with_growing_backoff(status):
     assert clock.sleeps == sorted(clock.sleeps) and clock.sleeps[0] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("error", [AuthenticationFailed(401, "auth_error", "x"), VastApiError(400, "invalid_args", "x"),
-                                   ServerError(500, None, "boom")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthenticationFailed(401, "auth_error", "x"),
+        VastApiError(400, "invalid_args", "x"),
+        ServerError(500, None, "boom"),
+    ],
+)
 def test_other_errors_are_answers_not_accidents(error):
     fn, calls = failing(error)
     with pytest.raises(type(error)):

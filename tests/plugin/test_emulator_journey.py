@@ -134,3 +134,13 @@ def test_nothing_secret_reaches_the_output(pytester, monkeypatch, vast_emulator)
     output = result.stdout.str() + result.stderr.str()
     assert vast_emulator.api_key not in output
     assert "PRIVATE KEY" not in output
+
+
+def test_a_rejected_key_names_the_variable_and_never_the_value(pytester, monkeypatch, vast_emulator):
+    pytester.makepyfile("def test_a(vast_gpu): pass\n")
+    monkeypatch.setenv("VAST_API_KEY", "rejected-key-0123456789")
+    result = pytester.runpytest("--dumont-mode=emulator", f"--dumont-api-url={vast_emulator.url}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*AuthenticationFailed*HTTP 401 auth_error*rejected the key in VAST_API_KEY*"])
+    assert "rejected-key-0123456789" not in result.stdout.str()
+    assert vast_emulator.world.history() == []

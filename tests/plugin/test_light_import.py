@@ -1,0 +1,27 @@
+"""Loading the plugin costs a suite without GPU tests nothing heavy: no SSH stack, no emulator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("fabric", "paramiko", "invoke", "asyncssh", "vcr", "pytest_dumont.emulator", "pytest_dumont.ssh")
+
+
+def test_importing_the_plugin_imports_nothing_heavy():
+    code = f"import sys, pytest_dumont.plugin\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_a_replay_run_with_gpu_tests_imports_nothing_heavy(pytester):
+    pytester.makepyfile(f"""
+        import sys
+        def test_gpu(vast_gpu):
+            pass
+        def test_report():
+            print("HEAVY=" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+    """)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:xdist", "-p", "no:benchmark")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.re_match_lines([r".*HEAVY=$"])

@@ -226,8 +226,10 @@ class TeardownError(DumontError):
 
     def __init__(self, instance_ids: Iterable[int], cause: str) -> None:
         self.instance_ids = tuple(instance_ids)
+        self.cause = cause
         ids = ", ".join(str(i) for i in self.instance_ids)
+        what = f"instance(s) {ids} were destroyed" if ids else "every instance was destroyed"
         super().__init__(
-            f"could not confirm that instance(s) {ids} were destroyed ({cause}); they may still be billing: "
-            f"destroy them with `vastai destroy instance <id>` or in the console"
+            f"could not confirm that {what} ({cause}); they may still be billing: destroy them with "
+            "`vastai destroy instance <id>` or in the console"
         )

@@ -24,10 +24,9 @@ from pytest_dumont.errors import (
     OffersExhausted,
     OfferUnavailable,
     ProvisioningError,
-    ServerError,
     TeardownError,
     VastApiError,
-    VastConnectionError,
+    redact,
 )
 from pytest_dumont.ledger import InstanceRecord, Ledger
 from pytest_dumont.models import Instance, Offer, PhaseTiming, StatusChange
@@ -148,6 +147,7 @@ class Provisioner:
         self.offer_attempts = offer_attempts
         self.on_status = on_status
         self.failed_machines: set[int] = set()
+        self.creates_attempted = 0
         self._labels = itertools.count(1)
 
     @property
@@ -202,11 +202,14 @@ class Provisioner:
             onstart=request.onstart,
             env=dict(request.env),
         )
+        self.creates_attempted += 1
         try:
             with self._timed(phases, "create", None):
                 created = self.client.create_instance(offer.id, create)
-        except (ServerError, VastConnectionError):
-            # The create may have gone through before the error: find it by its label and destroy it.
+        except OfferUnavailable:
+            raise  # the API refused before renting anything
+        except BaseException:
+            # A 5xx, a timeout or an interrupt may come after the machine was rented: find it by label, destroy it.
             self._sweep_label(label)
             raise
         record = InstanceRecord(
@@ -222,7 +225,7 @@ class Provisioner:
         try:
             return self._bring_up(record, created.instance_api_key)
         except BaseException as exc:
-            record.failure = f"{type(exc).__name__}: {exc}"
+            record.failure = redact(f"{type(exc).__name__}: {exc}")
             self.destroy(record)
             raise
 
@@ -346,16 +349,20 @@ class Provisioner:
                     self.client.destroy_instance(instance.id)
 
     def sweep_session(self) -> list[int]:
-        """Destroy every instance labelled with this session that the ledger does not know as destroyed."""
+        """Destroy every instance labelled with this session that the ledger does not hold as destroyed.
+
+        The last backstop at session end: it catches a machine rented by a create whose answer never arrived and
+        whose label search failed at the time.
+        """
+        if self.creates_attempted == 0:
+            return []
         destroyed: list[int] = []
         known_gone = {r.instance_id for r in self.ledger.records() if not r.live}
         for instance in self.client.list_instances():
             if instance.label and instance.label.startswith(self.label_prefix + "-") and instance.id not in known_gone:
-                try:
+                with suppress(InstanceNotFound):
                     self.client.destroy_instance(instance.id)
                     destroyed.append(instance.id)
-                except InstanceNotFound:
-                    pass
         return destroyed
 
     @contextmanager

@@ -55,6 +55,12 @@ class InstancePool:
                 self.provisioner.destroy(record)
             except TeardownError as exc:
                 errors.append(exc)
+        try:
+            self.provisioner.sweep_session()
+        except DumontError as exc:
+            errors.append(
+                TeardownError([], f"the final sweep by label {self.provisioner.label_prefix}-* failed: {exc}")
+            )
         if errors:
             ids = [i for e in errors for i in e.instance_ids]
             raise TeardownError(ids, "; ".join(e.message for e in errors))

@@ -24,8 +24,10 @@ from pytest_dumont.errors import (
     OffersExhausted,
     OfferUnavailable,
     ProvisioningError,
+    ServerError,
     TeardownError,
     VastApiError,
+    VastConnectionError,
     redact,
 )
 from pytest_dumont.ledger import InstanceRecord, Ledger
@@ -171,9 +173,10 @@ class Provisioner:
                 continue
             try:
                 return self._provision_offer(offer, request, search_started, list(search_phase))
-            except (ProvisioningError, OfferUnavailable) as exc:
+            except (ProvisioningError, OfferUnavailable, ServerError, VastConnectionError) as exc:
+                # A 5xx or lost answer on create was swept by label already: the next offer is a fresh start.
                 failures.append(exc)
-                if offer.machine_id is not None and not isinstance(exc, OfferUnavailable):
+                if offer.machine_id is not None and isinstance(exc, ProvisioningError):
                     self.failed_machines.add(offer.machine_id)
         if not failures:
             raise NoMatchingOffer(request.filters.describe(), ["every matching offer is on a machine that failed"])

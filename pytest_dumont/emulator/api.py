@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import socket
 import threading
@@ -24,6 +25,9 @@ from .world import World
 
 JSON = "application/json"
 AUTH_ERROR = {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+
+
+_API_KEY_IN_QUERY = re.compile(r"(api_key=)[^&\s\"]+")
 
 
 class RateLimiter:
@@ -179,4 +183,5 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log_requests:
-            super().log_message(format, *args)
+            # The request line carries ?api_key=... for clients that authenticate so: never print it.
+            super().log_message(format, *(_API_KEY_IN_QUERY.sub(r"\1***", str(a)) for a in args))

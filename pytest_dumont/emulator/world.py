@@ -210,6 +210,9 @@ class World:
             self._rented[offer_id] = instance_id
             self._record(inst)
             self._schedule_step(inst, "to_loading")
+            if fault == "lost_answer":
+                # The machine is rented, but the answer is lost at the gateway: the client never learns the id.
+                raise ApiError(502, "bad_gateway", "Bad Gateway")
             return {"success": True, "new_contract": instance_id, "instance_api_key": api_key}
 
     def destroy(self, instance_id: int) -> None:

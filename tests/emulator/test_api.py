@@ -566,3 +566,14 @@ def test_stop_destroys_live_instances_removes_sandboxes_and_is_idempotent(make_e
         socket.create_connection(("127.0.0.1", port), timeout=10).close()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{api.url}/_emulator/", timeout=10)
+
+
+def test_request_log_never_prints_an_api_key_from_the_query(make_emulator, capfd):
+    emulator = make_emulator(profile="manual", ssh=False)
+    emulator.set_log_requests(True)
+    answer = requests.get(f"{emulator.url}/api/v0/users/current/?api_key={emulator.api_key}", timeout=10)
+    assert answer.status_code == 200
+    emulator.set_log_requests(False)
+    logged = capfd.readouterr().err
+    assert "/api/v0/users/current/?api_key=***" in logged
+    assert emulator.api_key not in logged

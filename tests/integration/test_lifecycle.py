@@ -180,3 +180,36 @@ def test_billed_estimate_agrees_with_the_emulator_ledger(vast_emulator, session_
     assert theirs["instances"][0]["id"] == ours.instance_id
     # The emulator bills storage from create to destroy: we see the same span to within the API round trips.
     assert ours.storage_dph == pytest.approx(theirs["instances"][0]["storage_total_cost"], rel=1e-9)
+
+
+def test_a_create_whose_answer_is_lost_is_found_by_label_and_destroyed(make_emulator, session_key, tmp_path):
+    from pytest_dumont.emulator import Faults
+
+    emulator = make_emulator(faults=Faults(create_faults=["lost_answer"]))
+    provisioner = provisioner_for(emulator, session_key, tmp_path)
+    ready = provisioner.provision(rtx4090())
+    try:
+        lost, kept = emulator.world.history()
+        assert lost["destroyed"], "the machine rented behind the 502 was found by its label and destroyed"
+        assert lost["label"] == "dumont-testsession-1"
+        assert not kept["destroyed"] and kept["id"] == ready.id
+        assert lost["destroyed_at"] <= kept["created_at"]
+    finally:
+        provisioner.destroy(ready.record, ready.connection)
+
+
+def test_the_session_sweep_destroys_what_carries_the_session_label(make_emulator, session_key, tmp_path):
+    from pytest_dumont.vast.client import CreateRequest
+
+    emulator = make_emulator()
+    provisioner = provisioner_for(emulator, session_key, tmp_path)
+    ready = provisioner.provision(rtx4090())
+    provisioner.destroy(ready.record, ready.connection)
+    # A machine this session rented but never learned of (its create answer and label search were both lost).
+    offer = provisioner.client.search_offers(OfferFilters().query())[0]
+    orphan = provisioner.client.create_instance(offer.id, CreateRequest(IMAGE, 20, "dumont-testsession-99"))
+    other = provisioner.client.create_instance(
+        provisioner.client.search_offers(OfferFilters().query())[0].id, CreateRequest(IMAGE, 20, "someone-else")
+    )
+    assert provisioner.sweep_session() == [orphan.id]
+    assert emulator.world.live_ids() == [other.id]

@@ -184,7 +184,8 @@ class Provisioner:
 
     def _search(self, filters: OfferFilters) -> list[Offer]:
         offers = [o for o in self.client.search_offers(filters.query()) if filters.matches(o)]
-        offers.sort(key=lambda o: (o.dph_total, -o.reliability))
+        # GPU types in the order the user preferred them, then cheapest first, then the more reliable host.
+        offers.sort(key=lambda o: (filters.preference(o), o.dph_total, -o.reliability))
         if offers:
             return offers
         candidates = self.client.search_offers(filters.relaxed_query())

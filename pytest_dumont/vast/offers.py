@@ -65,6 +65,12 @@ class OfferFilters:
             q["verified"] = {"eq": True}
         return q
 
+    def preference(self, offer: Offer) -> int:
+        """0 for the first GPU type asked for, 1 for the second...; offers of other types sort last."""
+        wanted = [normalise_gpu_name(n).lower() for n in self.gpu_names]
+        name = normalise_gpu_name(offer.gpu_name).lower()
+        return wanted.index(name) if name in wanted else len(wanted)
+
     def matches(self, offer: Offer) -> bool:
         """Check an offer client-side too: a filter the server ignored must not rent the wrong machine."""
         return not self.rejections(offer)

@@ -213,3 +213,20 @@ def test_the_session_sweep_destroys_what_carries_the_session_label(make_emulator
     )
     assert provisioner.sweep_session() == [orphan.id]
     assert emulator.world.live_ids() == [other.id]
+
+
+def test_gpu_types_are_tried_in_the_order_asked_not_by_price(vast_emulator, session_key, tmp_path):
+    provisioner = provisioner_for(vast_emulator, session_key, tmp_path)
+    filters = OfferFilters(gpu_names=("RTX 4090", "RTX 3090"), max_dph=1.0)
+    cheapest = min(provisioner.client.search_offers(filters.query()), key=lambda o: o.dph_total)
+    ready = provisioner.provision(ProvisionRequest(filters=filters, image=IMAGE))
+    try:
+        assert ready.gpu_name == "RTX 4090"
+        assert cheapest.gpu_name == "RTX 3090", "the default market's cheapest offer is an RTX 3090"
+        assert ready.dph_total > cheapest.dph_total, "preference beats price"
+    finally:
+        provisioner.destroy(ready.record, ready.connection)
+    only_3090 = ProvisionRequest(filters=OfferFilters(gpu_names=("RTX 9090", "RTX 3090"), max_dph=1.0), image=IMAGE)
+    ready = provisioner.provision(only_3090)
+    provisioner.destroy(ready.record, ready.connection)
+    assert ready.gpu_name == "RTX 3090", "the second choice is taken when the first has no offer"

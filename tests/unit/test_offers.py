@@ -59,3 +59,10 @@ def test_explain_names_each_filter_that_ruled_offers_out():
 def test_explain_without_candidates_lists_gpus_on_offer():
     reasons = OfferFilters(gpu_names=("RTX 9090",)).explain([], ["A100", "RTX 4090", "A100"])
     assert reasons == ["there is no rentable RTX 9090 offer at all", "GPUs on offer now: A100, RTX 4090"]
+
+
+def test_gpu_preference_follows_the_order_asked():
+    filters = OfferFilters(gpu_names=("RTX 4090", "RTX_3090"))
+    assert filters.preference(offer(gpu_name="RTX 4090")) == 0
+    assert filters.preference(offer(gpu_name="RTX 3090")) == 1
+    assert filters.preference(offer(gpu_name="A100")) == 2

@@ -1,0 +1,1 @@
+"""Subcommands of the ``dumont`` command, one module each (see ``pytest_dumont.cli``)."""

@@ -16,6 +16,17 @@ import pytest_dumont.sshkeys  # noqa: F401
 MakeEmulator = Callable[..., Any]
 
 
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[Any]:
+    """The event loop thread emulated SSH servers run on, one per test session."""
+    from pytest_dumont.emulator.loop import LoopThread
+
+    loop = LoopThread()
+    loop.start()
+    yield loop
+    loop.stop()
+
+
 @pytest.fixture
 def make_emulator() -> Iterator[MakeEmulator]:
     """Start bundled emulators with any ``Emulator`` arguments; all are stopped after the test."""

@@ -9,17 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from pytest_dumont.emulator.loop import LoopThread
 from pytest_dumont.emulator.sandbox import GpuFacts, Sandbox
-
-
-@pytest.fixture(scope="session")
-def loop_thread() -> Iterator[LoopThread]:
-    """The event loop thread the emulated SSH servers run on, one per test session."""
-    loop = LoopThread()
-    loop.start()
-    yield loop
-    loop.stop()
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sandbox_waits import is_gone, wait_until
 
 from pytest_dumont.emulator.sandbox import (
     MOUNT_NAMESPACE,
@@ -35,25 +35,6 @@ def run(box: Sandbox, command: str | None, stdin: str = "") -> subprocess.Comple
     return subprocess.run(
         box.command_argv(command), env=box.environment(), input=stdin, capture_output=True, text=True, timeout=30
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def is_gone(pid: int) -> bool:
-    """Whether ``pid`` has exited (a zombie nobody reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 import logging
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import asyncssh
 import paramiko
 import pytest
 from fabric import Config, Connection
+from sandbox_waits import is_gone, wait_until
 
 from pytest_dumont.emulator.loop import LoopThread
 from pytest_dumont.emulator.sandbox import NO_ISOLATION, GpuFacts, Sandbox
@@ -134,25 +134,6 @@ def refuses(server: InstanceSSH) -> bool:
     except ConnectionRefusedError:
         return True
     return False
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; return whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def is_gone(pid: int) -> bool:
-    """Whether ``pid`` has exited (a zombie nobody reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def test_refused_until_open_then_refused_again_after_close(

@@ -35,14 +35,6 @@ from pytest_dumont.sshkeys import SessionKey
 MakeServer = Callable[..., InstanceSSH]
 
 
-@pytest.fixture(scope="session")
-def loop_thread() -> Iterator[LoopThread]:
-    loop = LoopThread()
-    loop.start()
-    yield loop
-    loop.stop()
-
-
 @pytest.fixture
 def session_key(tmp_path: Path) -> SessionKey:
     return SessionKey.generate(tmp_path / "key", "dumont-test")

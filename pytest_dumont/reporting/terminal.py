@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_dumont.ledger import PROVISIONING_PHASES, InstanceRecord, Ledger
+
+if TYPE_CHECKING:
+    from pytest_dumont.reporting.run import ReportingRun
+    from pytest_dumont.session import SessionState
 
 BAR_WIDTH = 36
 
@@ -43,7 +48,7 @@ def phase_rows(record: InstanceRecord) -> list[tuple[str, float, str]]:
     return rows
 
 
-def _bar(seconds: float, total: float) -> str:
+def bar(seconds: float, total: float) -> str:
     if total <= 0:
         return ""
     eighths = round(seconds / total * BAR_WIDTH * 8)
@@ -65,7 +70,7 @@ def render_instance(record: InstanceRecord, now: float) -> list[str]:
     for label, seconds, outcome in rows:
         share = seconds / total * 100 if total else 0.0
         mark = "" if outcome == "passed" else f"  ({outcome})"
-        lines.append(f"  {label:<{width}}  {seconds:9.2f}  {share:5.1f}%  {_bar(seconds, total)}{mark}")
+        lines.append(f"  {label:<{width}}  {seconds:9.2f}  {share:5.1f}%  {bar(seconds, total)}{mark}")
     lines.append(f"  {'total':<{width}}  {total:9.2f}  100.0%")
     if record.timeline:
         lines.append("  status: " + " -> ".join(f"{c.status} {c.at:.1f}s" for c in record.timeline))
@@ -98,3 +103,34 @@ def write_summary(
         write_line("LEAK: instance(s) " + ", ".join(str(r.instance_id) for r in live) + " are not confirmed destroyed")
     else:
         write_line("all instances destroyed")
+
+
+def write_session(
+    write_line: Callable[..., None], section: Callable[..., None], state: SessionState, run: ReportingRun | None
+) -> None:
+    """The section for this process's instances and those the xdist workers sent, then where reports went."""
+    from pytest_dumont.reporting.document import record_from_entry
+
+    ledger = Ledger()
+    for record in state.ledger.records():
+        ledger.add(record)
+    for entry in run.worker_instances if run is not None else []:
+        ledger.add(record_from_entry(entry))
+    write_summary(write_line, section, ledger, state.clock.now(), state.settings.mode)
+    if run is None:
+        return
+    if run.doc is not None and run.doc["instances"]:
+        t = run.doc["totals"]
+        write_line(
+            f"cost by test: {usd(t['tests_usd'])} held by {t['tests']} test(s), {usd(t['overhead_usd'])} "
+            "provisioning overhead (search to hand-over, gaps, destroy)"
+        )
+    for worker in run.crashed_workers:
+        write_line(
+            f"xdist worker {worker} crashed: its instances are missing from the totals: check the Vast.ai console",
+            red=True,
+        )
+    for error in run.hooks.errors:
+        write_line(f"HOOK ERROR (ignored, the run went on): {error}", yellow=True)
+    for message in run.messages:
+        write_line(message)

@@ -1,0 +1,161 @@
+"""pytest-html pieces: sortable cells, a test's extra (phases, chart, timeline, GPU facts), the summary section."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from pytest_dumont.reporting.phases import instance_rows, usd
+from pytest_dumont.reporting.svg import bar_chart
+
+CELL_CLASSES = ("dumont_gpu", "dumont_dph", "dumont_provision", "dumont_cost")
+
+
+def _sort_key(value: float) -> str:
+    # pytest-html sorts custom columns as strings: a hidden zero-padded key makes that a numeric order.
+    return f'<span hidden class="dumont-sort">{value:016.6f}</span>'
+
+
+def row_cells(data: Mapping[str, Any]) -> list[str]:
+    """The four sortable cells of a GPU test's row: GPU, $/h, provisioning seconds, cost $."""
+    return [
+        f'<td class="col-dumont_gpu">{escape(str(data["gpu_name"]))}</td>',
+        f'<td class="col-dumont_dph">{_sort_key(data["dph_total"])}{data["dph_total"]:.4f}</td>',
+        f'<td class="col-dumont_provision">{_sort_key(data["provision_seconds"])}{data["provision_seconds"]:.2f}</td>',
+        f'<td class="col-dumont_cost">{_sort_key(data["cost_usd"])}{usd(data["cost_usd"])}</td>',
+    ]
+
+
+def phase_table(rows: Sequence[tuple[str, float, str, str]], costs: Sequence[float | None] = ()) -> str:
+    total = sum(r[1] for r in rows)
+    body = []
+    for i, (label, seconds, outcome, kind) in enumerate(rows):
+        share = seconds / total * 100 if total else 0.0
+        cost = costs[i] if i < len(costs) else None
+        body.append(
+            f"<tr><td>{escape(label)}</td><td>{kind}</td><td>{seconds:.2f}</td><td>{share:.1f}%</td>"
+            f"<td>{usd(cost) if cost is not None else ''}</td><td>{escape(outcome)}</td></tr>"
+        )
+    return (
+        '<table class="dumont-phases"><thead><tr><th>phase</th><th>kind</th><th>seconds</th><th>%</th>'
+        "<th>cost</th><th>outcome</th></tr></thead><tbody>" + "".join(body) + f"<tr><td><b>total</b></td><td></td>"
+        f"<td><b>{total:.2f}</b></td><td>100%</td><td></td><td></td></tr></tbody></table>"
+    )
+
+
+def timeline(changes: Sequence[Mapping[str, Any]]) -> str:
+    steps = " &rarr; ".join(f"{escape(str(c['status']))} {c['at']:.1f}s" for c in changes)
+    return f'<p class="dumont-timeline">status: {steps}</p>' if steps else ""
+
+
+def facts(values: Mapping[str, str]) -> str:
+    if not values:
+        return ""
+    items = "".join(f"<dt>{escape(k)}</dt><dd><code>{escape(v)}</code></dd>" for k, v in values.items())
+    return f'<dl class="dumont-facts">{items}</dl>'
+
+
+def extra_for_test(data: Mapping[str, Any]) -> str:
+    """What one test did on its instance: its phases with costs, a bar chart, the status timeline, GPU facts."""
+    rows = [(p["name"], p["duration"], p["outcome"], p["kind"]) for p in data["phases"]]
+    head = (
+        f"<p>instance {data['instance_id']} &middot; {escape(str(data['gpu_name']))} &middot; "
+        f"${data['dph_total']:.4f}/h &middot; held {data['held_seconds']:.2f} s &middot; "
+        f"{usd(data['cost_usd'])} billed estimate</p>"
+    )
+    chart = bar_chart([(r[0], r[1], r[3]) for r in rows], title=f"phases of {data['nodeid']}") if rows else ""
+    costs = [p["cost_usd"] for p in data["phases"]]
+    return (
+        '<div class="dumont-test">'
+        + head
+        + (phase_table(rows, costs) if rows else "")
+        + chart
+        + timeline(data.get("timeline", []))
+        + facts(data.get("facts", {}))
+        + "</div>"
+    )
+
+
+def summary(doc: Mapping[str, Any]) -> list[str]:
+    """The summary section: session totals, each instance's phases and chart, cost by test, projections, leaks."""
+    t = doc["totals"]
+    leak = (
+        '<p class="dumont-leaks" style="color:green">all instances destroyed</p>'
+        if not t["leaked"]
+        else f'<p class="dumont-leaks" style="color:red"><b>LEAK</b>: {", ".join(map(str, t["leaked"]))} '
+        "not confirmed destroyed</p>"
+    )
+    parts = [
+        f'<h2>pytest-dumont</h2><p class="dumont-total">total: <b>{usd(t["billed_usd"])}</b> billed estimate '
+        f"(GPU {usd(t['gpu_usd'])} + storage {usd(t['storage_usd'])}; bandwidth not known) &middot; "
+        f"{usd(t['simple_usd'])} simple (dph_total x wall) &middot; {t['instances']} instance(s) &middot; "
+        f"tests {usd(t['tests_usd'])}, provisioning overhead {usd(t['overhead_usd'])}</p>",
+        leak,
+    ]
+    for entry in doc["instances"]:
+        rows = instance_rows(entry)
+        offer = entry["offer"]
+        parts.append(
+            f"<h3>instance {entry['instance_id']}: {offer['num_gpus']}x {escape(str(offer['gpu_name']))}, "
+            f"${entry['cost']['dph_total']:.4f}/h, {escape(str(offer.get('geolocation') or 'unknown region'))}</h3>"
+            + phase_table(rows)
+            + bar_chart([(r[0], r[1], r[3]) for r in rows], title=f"instance {entry['instance_id']}")
+            + timeline(entry["timeline"])
+            + facts(entry.get("facts", {}))
+        )
+    if doc["tests"]:
+        rows_html = "".join(
+            f"<tr><td>{escape(x['nodeid'])}</td><td>{escape(x['outcome'])}</td><td>{x['held_seconds']:.2f}</td>"
+            f"<td>{usd(x['cost_usd'])}</td></tr>"
+            for x in sorted(doc["tests"], key=lambda x: -x["cost_usd"])
+        )
+        parts.append(
+            '<h3>cost by test</h3><table class="dumont-tests"><thead><tr><th>test</th><th>outcome</th>'
+            f"<th>held (s)</th><th>cost</th></tr></thead><tbody>{rows_html}</tbody></table>"
+        )
+    parts.append(_projections(doc))
+    if doc.get("hook_errors"):
+        parts.append(
+            "<h3>hook errors</h3><ul>" + "".join(f"<li>{escape(e)}</li>" for e in doc["hook_errors"]) + "</ul>"
+        )
+    return parts
+
+
+def _projections(doc: Mapping[str, Any]) -> str:
+    p = doc["projections"]
+    ops = "".join(
+        f"<tr><td>{escape(o['name'])}</td><td>{o['seconds'] / 60:g} min</td><td>{usd(o['cost_usd'])}</td></tr>"
+        for o in p["operations"]
+    )
+    clouds = "".join(
+        f"<tr><td>{escape(c['provider'])} ({escape(c['instance_type'])})</td><td>{escape(c['gpu'])}</td>"
+        f"<td>${c['usd_per_hour']:.3f}</td><td>{usd(c['cost_usd'])}</td>"
+        f"<td>{c['times_vast']:.1f}x</td></tr>"
+        if c["times_vast"]
+        else ""
+        for c in p["comparison"]
+    )
+    return (
+        f"<h3>projections at ${p['dph_total']:.4f}/h</h3><table class='dumont-projections'><thead><tr><th>operation"
+        f"</th><th>time</th><th>cost</th></tr></thead><tbody>{ops}</tbody></table>"
+        f"<h3>the same {doc['totals']['wall_seconds']:.1f} s on other clouds</h3><table class='dumont-clouds'>"
+        "<thead><tr><th>provider</th><th>GPU</th><th>$/h</th><th>this run</th><th>x Vast</th></tr></thead>"
+        f"<tbody>{clouds}</tbody></table><p><small>Reference prices: {escape(p['prices_source'])}.</small></p>"
+    )
+
+
+def environment(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Environment rows: offer, region, image per instance; nothing secret (no key, no SSH address)."""
+    rows: dict[str, str] = {}
+    for entry in doc["instances"]:
+        offer = entry["offer"]
+        prefix = f"Dumont instance {entry['instance_id']}"
+        rows[f"{prefix} offer"] = (
+            f"{offer['id']}: {offer['num_gpus']}x {offer['gpu_name']} ${entry['cost']['dph_total']:.4f}/h"
+        )
+        rows[f"{prefix} region"] = str(offer.get("geolocation") or "unknown")
+    for session in doc["sessions"]:
+        rows["Dumont image"] = str(session.get("image"))
+        rows["Dumont mode"] = str(session.get("mode"))
+    return rows

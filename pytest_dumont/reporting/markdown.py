@@ -1,0 +1,92 @@
+"""The run as Markdown: the GitHub Actions step summary and ``dumont report merge``'s summary.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_dumont.reporting.phases import instance_rows, usd
+from pytest_dumont.reporting.terminal import bar
+
+Doc = Mapping[str, Any]
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
+    """Totals, per-instance phases with bars, the status timeline, cost by test, projections, other clouds, leaks."""
+    t = doc["totals"]
+    lines = [
+        f"## {title}: {t['instances']} instance(s), {usd(t['billed_usd'])} billed estimate",
+        "",
+        f"{usd(t['billed_usd'])} billed estimate (GPU {usd(t['gpu_usd'])} + storage {usd(t['storage_usd'])}; "
+        f"bandwidth not known); {usd(t['simple_usd'])} simple (dph_total x wall). Tests {usd(t['tests_usd'])}, "
+        f"provisioning overhead {usd(t['overhead_usd'])}.",
+        "",
+    ]
+    lines.append(
+        "**all instances destroyed**"
+        if not t["leaked"]
+        else f"**LEAK: {', '.join(map(str, t['leaked']))} not destroyed**"
+    )
+    for entry in doc["instances"]:
+        offer, cost = entry["offer"], entry["cost"]
+        lines += [
+            "",
+            f"### instance {entry['instance_id']}: {offer['num_gpus']}x {_cell(offer['gpu_name'])}, "
+            f"${cost['dph_total']:.4f}/h, {_cell(offer.get('geolocation') or 'unknown region')}",
+            "",
+            "| phase | seconds | % | |",
+            "|---|---:|---:|---|",
+        ]
+        rows = instance_rows(entry)
+        total = sum(r[1] for r in rows)
+        for label, seconds, outcome, _kind in rows:
+            share = seconds / total * 100 if total else 0.0
+            mark = "" if outcome == "passed" else f" ({outcome})"
+            lines.append(f"| {_cell(label)}{mark} | {seconds:.2f} | {share:.1f}% | `{bar(seconds, total)}` |")
+        lines.append(f"| **total** | **{total:.2f}** | 100% | |")
+        if entry["timeline"]:
+            lines += ["", "status: " + " → ".join(f"{c['status']} {c['at']:.1f}s" for c in entry["timeline"])]
+        lines += [
+            "",
+            f"cost: {usd(cost['billed_usd'])} billed estimate; {usd(cost['simple_usd'])} simple "
+            f"(dph_total x {cost['wall_seconds']:.1f} s wall); destroyed: {'yes' if entry['destroyed'] else 'NO'}",
+        ]
+    if doc["tests"]:
+        lines += ["", "### cost by test", "", "| test | outcome | GPU | held (s) | cost |", "|---|---|---|---:|---:|"]
+        for test in sorted(doc["tests"], key=lambda x: -x["cost_usd"]):
+            lines.append(
+                f"| `{_cell(test['nodeid'])}` | {test['outcome']} | {_cell(test['gpu_name'])} | "
+                f"{test['held_seconds']:.2f} | {usd(test['cost_usd'])} |"
+            )
+    lines += projections(doc)
+    if doc.get("hook_errors"):
+        lines += ["", "### hook errors", ""] + [f"- {_cell(e)}" for e in doc["hook_errors"]]
+    return "\n".join(lines) + "\n"
+
+
+def projections(doc: Doc) -> list[str]:
+    p = doc["projections"]
+    lines = ["", f"### projections at ${p['dph_total']:.4f}/h", "", "| operation | time | cost |", "|---|---:|---:|"]
+    for op in p["operations"]:
+        lines.append(f"| {_cell(op['name'])} | {op['seconds'] / 60:g} min | {usd(op['cost_usd'])} |")
+    wall = doc["totals"]["wall_seconds"]
+    lines += [
+        "",
+        f"### the same {wall:.1f} s on other clouds",
+        "",
+        "| provider | GPU | $/h | this run | x Vast |",
+        "|---|---|---:|---:|---:|",
+        f"| Vast.ai | this run | ${p['dph_total']:.4f} | {usd(doc['totals']['simple_usd'])} | 1.0 |",
+    ]
+    for c in p["comparison"]:
+        times = f"{c['times_vast']:.1f}" if c["times_vast"] else "n/a"
+        lines.append(
+            f"| {c['provider']} ({c['instance_type']}) | {c['gpu']} | ${c['usd_per_hour']:.3f} | "
+            f"{usd(c['cost_usd'])} | {times} |"
+        )
+    lines += ["", f"Reference prices: {p['prices_source']}."]
+    return lines

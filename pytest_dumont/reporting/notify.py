@@ -1,0 +1,58 @@
+"""Calls users' ``pytest_dumont_*`` hooks one implementation at a time: one that raises is reported, never fatal.
+
+The seed's lesson: its webhook raised on a missing table and nearly took the run with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_dumont.errors import redact
+from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.reporting.document import instance_entry
+
+
+class HookCaller:
+    """Fires each event once per instance or phase, whenever the reporting code next looks at the ledger."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.errors: list[str] = []
+        self._phases_seen: dict[int, int] = {}
+        self._created: set[int] = set()
+        self._destroyed: set[int] = set()
+
+    def call(self, name: str, **kwargs: Any) -> None:
+        hook = getattr(self.config.hook, name)
+        for impl in reversed(hook.get_hookimpls()):
+            arguments = {k: v for k, v in kwargs.items() if k in impl.argnames}
+            try:
+                impl.function(**arguments)
+            except Exception as exc:
+                where = getattr(impl.function, "__module__", impl.plugin_name)
+                self.errors.append(redact(f"{name} in {where} raised {type(exc).__name__}: {exc}"))
+
+    def catch_up(
+        self, records: list[InstanceRecord], now: float, entries: dict[int, dict[str, Any]] | None = None
+    ) -> None:
+        """Fire what happened since the last look: instances created, phases finished, instances destroyed."""
+        for record in records:
+            entry = (entries or {}).get(record.instance_id)
+            if record.instance_id not in self._created:
+                self._created.add(record.instance_id)
+                entry = entry or instance_entry(record, now)
+                self.call("pytest_dumont_instance_created", instance=entry, config=self.config)
+            seen = self._phases_seen.get(record.instance_id, 0)
+            if seen < len(record.phases):
+                entry = entry or instance_entry(record, now)
+                self._phases_seen[record.instance_id] = len(entry["phases"])
+                for phase in entry["phases"][seen:]:
+                    self.call(
+                        "pytest_dumont_phase_finished", phase=phase, instance_id=record.instance_id, config=self.config
+                    )
+            if not record.live and record.instance_id not in self._destroyed:
+                self._destroyed.add(record.instance_id)
+                entry = entry or instance_entry(record, now)
+                self.call("pytest_dumont_instance_destroyed", instance=entry, config=self.config)

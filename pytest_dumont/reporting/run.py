@@ -1,0 +1,68 @@
+"""The reporting side of one pytest session: outcomes, workers' instances, hook errors, and the final document.
+
+Created on first need (a GPU test's report, a worker's output), so a run without GPU tests never builds it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.reporting import RUN_KEY, document
+from pytest_dumont.reporting.notify import HookCaller
+from pytest_dumont.session import SESSION_KEY
+
+
+@dataclass
+class ReportingRun:
+    config: pytest.Config
+    hooks: HookCaller
+    outcomes: dict[str, str] = field(default_factory=dict)
+    worker_instances: list[dict[str, Any]] = field(default_factory=list)
+    crashed_workers: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # report paths written, or why not
+    doc: dict[str, Any] | None = None
+
+    def local_records(self) -> list[InstanceRecord]:
+        state = self.config.stash.get(SESSION_KEY, None)
+        return state.ledger.records() if state is not None else []
+
+    def now(self) -> float:
+        return self.config.stash[SESSION_KEY].clock.now()
+
+    def build(self) -> dict[str, Any]:
+        """The session's document: this process's instances plus those the xdist workers sent."""
+        now = self.now()
+        records = self.local_records()
+        local = {r.instance_id: document.instance_entry(r, now) for r in records}
+        self.hooks.catch_up(records, now, local)
+        state = self.config.stash[SESSION_KEY]
+        settings = state.settings
+        session = {
+            "id": state.session_id,
+            "mode": settings.mode,
+            "image": settings.image,
+            "job": os.environ.get("GITHUB_JOB"),
+            "workers_crashed": list(self.crashed_workers),
+        }
+        instances = list(local.values()) + self.worker_instances
+        self.doc = document.build(instances, self.outcomes, session=session, hook_errors=self.hooks.errors)
+        return self.doc
+
+
+def get_run(config: pytest.Config) -> ReportingRun:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        run = config.stash[RUN_KEY] = ReportingRun(config, HookCaller(config))
+    return run
+
+
+def json_path(config: pytest.Config) -> Path | None:
+    """--dumont-json > ini dumont_json > $DUMONT_JSON; None when none is set."""
+    raw = config.getoption("dumont_json", None) or config.getini("dumont_json") or os.environ.get("DUMONT_JSON")
+    return Path(str(raw)).expanduser() if raw else None

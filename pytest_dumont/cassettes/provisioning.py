@@ -1,0 +1,160 @@
+"""Session-scoped provisioning, recorded and replayed (vcrpy alone cannot: pytest-recording#76).
+
+Each distinct provision request has its own cassette: the search, the create, every status poll in order, how long
+SSH took to answer, the destroy and its confirmation. On replay the real ``Provisioner`` runs against it, so the
+lifecycle's own logic is what replays, and every test sharing the instance replays without provisioning again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_dumont.cassettes.format import FORMAT, CassetteError, dump, load, write_atomic
+from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
+from pytest_dumont.cassettes.network import block_network
+from pytest_dumont.cassettes.paths import provisioning_path, request_key
+from pytest_dumont.cassettes.scrub import Scrubber
+from pytest_dumont.cassettes.ssh import ReplayConnection, Transcript, TranscriptSlot, record_into
+from pytest_dumont.cassettes.virtual_clock import VirtualClock
+from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance, describe_request
+from pytest_dumont.vast.client import VastClient
+
+
+@dataclass
+class ProvisioningCassette:
+    """One request's provisioning: its HTTP tape, SSH readiness time and the operations run outside any test."""
+
+    path: Path
+    request: ProvisionRequest
+    tape: HttpTape
+    ssh: Transcript
+    ssh_ready_seconds: float = 0.0
+    recorded_with: dict[str, Any] = field(default_factory=dict)
+    saved: bool = False
+
+    def document(self) -> dict[str, Any]:
+        facts = describe_request(self.request)
+        return {
+            "dumont_format": FORMAT,
+            "kind": "provisioning",
+            "request": {"key": request_key(self.request), "filters": facts["filters"], "image": facts["image"]},
+            "recorded_with": self.recorded_with,
+            "ssh_ready_seconds": round(self.ssh_ready_seconds, 6),
+            "ssh": self.ssh.operations,
+            "interactions": self.tape.recorded,
+            "version": 1,  # vcrpy's own cassette version: the interactions load with vcrpy as they are
+        }
+
+
+class CassetteProvisioner(Provisioner):
+    """A ``Provisioner`` whose API calls and SSH readiness go to the request's cassette, recorded or replayed."""
+
+    def __init__(
+        self,
+        client: VastClient,
+        *,
+        adapter: CassetteAdapter,
+        root: Path,
+        scrubber: Scrubber,
+        replaying: bool,
+        recorded_with: dict[str, Any],
+        how_to_record: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self.adapter = adapter
+        self.root = root
+        self.scrubber = scrubber
+        self.replaying = replaying
+        self.recorded_with = recorded_with
+        self.how_to_record = how_to_record
+        self.cassettes: dict[int, ProvisioningCassette] = {}  # instance id -> its request's cassette
+        self.slots: dict[int, TranscriptSlot] = {}
+        self._active: ProvisioningCassette | None = None
+        self._slot: TranscriptSlot | None = None
+
+    def open(self, request: ProvisionRequest) -> ProvisioningCassette:
+        path = provisioning_path(self.root, request)
+        if not self.replaying:
+            return ProvisioningCassette(
+                path, request, HttpTape(path, self.scrubber), Transcript(path), recorded_with=self.recorded_with
+            )
+        doc = load(path, "provisioning", self.how_to_record)
+        try:
+            return ProvisioningCassette(
+                path,
+                request,
+                HttpTape(path, self.scrubber, list(doc.get("interactions") or [])),
+                Transcript(path, list(doc.get("ssh") or [])),
+                ssh_ready_seconds=float(doc.get("ssh_ready_seconds") or 0.0),
+                recorded_with=dict(doc.get("recorded_with") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CassetteError(
+                f"cassette {path} is corrupted ({type(exc).__name__}: {exc}): delete it and record it again with "
+                f"{self.how_to_record}"
+            ) from None
+
+    @contextmanager
+    def _playing(self, cassette: ProvisioningCassette) -> Iterator[None]:
+        previous, self._active, self.adapter.tape = self._active, cassette, cassette.tape
+        with ExitStack() as stack:
+            if self.replaying:
+                stack.enter_context(block_network())
+            try:
+                yield
+            finally:
+                self._active, self.adapter.tape = previous, previous.tape if previous else None
+
+    def provision(self, request: ProvisionRequest) -> ReadyInstance:
+        cassette = self.open(request)
+        self._slot = TranscriptSlot(self.clock, self.scrubber, default=cassette.ssh)
+        with self._playing(cassette):
+            ready = super().provision(request)
+        self.cassettes[ready.id] = cassette
+        self.slots[ready.id] = self._slot
+        if not self.replaying:
+            cassette.ssh_ready_seconds = ready.record.phase_seconds("wait_ssh")
+            record_into(ready.connection, self._slot)
+        return ready
+
+    def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
+        if not self.replaying:
+            return super()._bring_up(record, instance_api_key)
+        from pytest_dumont.ssh import SSHTarget
+
+        assert self._active is not None and self._slot is not None  # provision() opened both
+        self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
+        with self._timed(record.phases, "wait_running", record.instance_id):
+            instance = self._wait_running(record)
+        address = instance.ssh_address()
+        assert address is not None  # _wait_running returns only once an address is known
+        target = SSHTarget(host=address[0], port=address[1])
+        record.ssh_address = address
+        with self._timed(record.phases, "wait_ssh", record.instance_id):
+            if isinstance(self.clock, VirtualClock):
+                self.clock.advance(self._active.ssh_ready_seconds)  # as long as SSH took to answer when recorded
+            connection = ReplayConnection(target, self._slot)
+        record.ready_at = self.clock.now()
+        return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
+
+    def destroy(self, record: InstanceRecord, connection: Any = None) -> None:
+        cassette = self.cassettes.get(record.instance_id)
+        if cassette is None or self._active is not None:  # a failed attempt inside provision(): already playing
+            super().destroy(record, connection)
+            return
+        with self._playing(cassette):
+            super().destroy(record, connection)
+        if not self.replaying and not cassette.saved:
+            write_atomic(cassette.path, dump(cassette.document()))
+            cassette.saved = True
+
+    def sweep_session(self) -> list[int]:
+        if self.replaying:
+            return []  # nothing real was rented, so nothing can be left behind
+        return super().sweep_session()

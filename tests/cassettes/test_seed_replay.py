@@ -1,0 +1,62 @@
+"""The repository's own cassettes: the seed journey replays with the network blocked and without waiting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+import pytest_dumont.clock
+
+REPO = Path(__file__).resolve().parents[2]
+SEED_CASSETTE = next((REPO / "cassettes" / "_provisioning").glob("rtx-4090-*.yaml"))
+
+
+def copy_journey(pytester: pytest.Pytester) -> None:
+    shutil.copy(REPO / "examples" / "seed_journey" / "test_seed_journey.py", pytester.path)
+    shutil.copytree(REPO / "cassettes", pytester.path / "cassettes")
+
+
+def test_the_seed_journey_replays_offline_without_waiting(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    copy_journey(pytester)
+    attempts: list[object] = []
+
+    def no_connect(sock: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise AssertionError(f"replay opened a connection to {address}")
+
+    def no_sleep(self: object, seconds: float) -> None:
+        raise AssertionError(f"replay slept {seconds} s for real")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    monkeypatch.setattr(pytest_dumont.clock.SystemClock, "sleep", no_sleep)
+    monkeypatch.setattr("time.sleep", lambda seconds: no_sleep(None, seconds))
+    result = pytester.runpytest("-p", "no:xdist", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    assert attempts == []
+    recorded = yaml.safe_load(SEED_CASSETTE.read_text())
+    assert recorded["recorded_with"]["emulator_profile"] == "seed"
+    result.stdout.fnmatch_lines(
+        [
+            "*dumont: 4 test(s) replayed from *cassettes; timings shown are the recorded ones*",
+            "*pytest-dumont (replay)*",
+            f"*wait for SSH * {recorded['ssh_ready_seconds']:.2f} *",
+            "*status: unknown 0.0s -> loading * -> running *",
+        ]
+    )
+
+
+def test_the_seed_journey_took_the_seed_timeline_when_recorded():
+    """The cassette holds the seed's boot: about a minute to running, polled many times in order."""
+    recorded = yaml.safe_load(SEED_CASSETTE.read_text())
+    polls = [
+        i for i in recorded["interactions"] if i["request"]["method"] == "GET" and "/instances/" in i["request"]["uri"]
+    ]
+    statuses = [json.loads(p["response"]["body"]["string"])["instances"] for p in polls]
+    assert len(polls) > 10
+    assert any(s and s.get("actual_status") == "loading" for s in statuses)
+    assert statuses[-1] is None  # the destroy's confirmation: the API says null

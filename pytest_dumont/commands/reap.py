@@ -1,0 +1,92 @@
+"""``dumont reap``: destroy instances a dead session left running, by ledger file and/or label prefix.
+
+Meant for an ``if: always()`` CI step after pytest and for a cron job. The key comes from ``VAST_API_KEY`` (or
+``--api-key-file``), never from a flag; the URL from ``--url``, ``VAST_URL`` or the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+NAME = "reap"
+HELP = "destroy instances left running by dead pytest-dumont sessions (ledger file and/or label prefix)"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m, 2h or 1d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", metavar="PATH", help="ledger file (default: $DUMONT_LEDGER, else the state dir)")
+    parser.add_argument("--no-ledger", action="store_true", help="do not read the ledger file (label prefix only)")
+    parser.add_argument(
+        "--label-prefix", metavar="PREFIX", help="also destroy every instance whose label starts so, e.g. dumont-"
+    )
+    parser.add_argument("--older-than", metavar="AGE", type=parse_duration, help="spare younger instances (e.g. 2h)")
+    parser.add_argument("--include-kept", action="store_true", help="also destroy --dumont-keep-on-failure instances")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
+    parser.add_argument("--url", metavar="URL", help="API base URL (default: $VAST_URL, else https://console.vast.ai)")
+    parser.add_argument("--api-key-file", metavar="PATH", help="file holding the key when $VAST_API_KEY is unset")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pytest_dumont.errors import DumontError, register_secret
+    from pytest_dumont.reaper import LedgerFile, default_state_dir, reap
+    from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+
+    key = os.environ.get("VAST_API_KEY", "").strip()
+    if not key and args.api_key_file:
+        try:
+            key = Path(args.api_key_file).expanduser().read_text().strip()
+        except OSError as exc:
+            print(f"dumont reap: cannot read {args.api_key_file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if not key:
+        print("dumont reap: set VAST_API_KEY (or --api-key-file PATH); the key is never taken from a flag")
+        return 2
+    register_secret(key)
+    if args.no_ledger and args.label_prefix is None:
+        print("dumont reap: --no-ledger needs --label-prefix (else there is nothing to look for)", file=sys.stderr)
+        return 2
+    url = (args.url or os.environ.get("VAST_URL") or DEFAULT_API_URL).rstrip("/")
+    ledger = None
+    if not args.no_ledger:
+        path = args.ledger or os.environ.get("DUMONT_LEDGER") or str(default_state_dir() / "ledger.json")
+        ledger = LedgerFile(Path(path).expanduser())
+    client = VastClient(url, key)
+    try:
+        report = reap(
+            client,
+            ledger=ledger,
+            label_prefix=args.label_prefix,
+            older_than_s=args.older_than,
+            dry_run=args.dry_run,
+            include_kept=args.include_kept,
+        )
+    except DumontError as exc:
+        print(f"dumont reap: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    for instance_id, label in report.would_destroy:
+        print(f"would destroy instance {instance_id} ({label})")
+    for instance_id, label in report.destroyed:
+        print(f"destroyed instance {instance_id} ({label}), confirmed")
+    for instance_id, reason in report.failed:
+        print(f"COULD NOT DESTROY instance {instance_id}: {reason}", file=sys.stderr)
+    for note in report.skipped:
+        print(f"left alone: {note}")
+    if not (report.destroyed or report.would_destroy or report.failed):
+        print("nothing to reap")
+    return 0 if report.ok else 1

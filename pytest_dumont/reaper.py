@@ -1,0 +1,348 @@
+"""The ledger file of live instances and ``reap``: whatever a dead session left behind can be found and destroyed.
+
+The ledger file is JSON (``{"version": 1, "entries": [...]}``), one entry per instance a session created on this
+machine: session, label, API URL, created (epoch seconds), $/h and state (``creating``, ``live``, ``kept``,
+``teardown_failed``, ``destroyed``). Writers take an exclusive ``flock`` on ``<file>.lock`` and replace the file
+atomically, so a crash mid-write leaves the previous version. A file that cannot be parsed is never overwritten:
+every write refuses with ``LedgerFileError`` naming it, and ``dumont reap --label-prefix`` still works without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_dumont.errors import DumontError, InstanceNotFound, LedgerFileError, redact
+
+if TYPE_CHECKING:
+    from pytest_dumont.ledger import InstanceRecord
+    from pytest_dumont.models import Offer
+
+LIVE_STATES = ("creating", "live", "kept", "teardown_failed")
+KEEP_DESTROYED_S = 7 * 24 * 3600.0  # destroyed entries are kept a week as an audit trail, then pruned
+LOCK_TIMEOUT_S = 10.0
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/pytest-dumont``, else ``~/.local/state/pytest-dumont``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(base) / "pytest-dumont"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (a zombie counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@dataclass
+class LedgerEntry:
+    """One instance as the ledger file knows it."""
+
+    label: str
+    session: str
+    api_url: str
+    created: float  # epoch seconds
+    dph_total: float
+    instance_id: int | None = None
+    state: str = "creating"
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    note: str = ""
+    updated: float = field(default_factory=time.time)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    def owner_running(self) -> bool:
+        """Whether the pytest process that created it is still running here (then it is not a leftover)."""
+        return self.host == socket.gethostname() and self.pid != os.getpid() and process_alive(self.pid)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+class LedgerFile:
+    """The ledger file: read without a lock, changed under an exclusive lock with an atomic replace."""
+
+    def __init__(self, path: Path, *, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"LedgerFile({str(self.path)!r})"
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry; a missing file is an empty ledger, an unreadable one raises ``LedgerFileError``."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise LedgerFileError(f"cannot read the ledger file {self.path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+            rows = data["entries"]
+            if not isinstance(rows, list):
+                raise TypeError("entries is not a list")
+            return [LedgerEntry.from_json(row) for row in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LedgerFileError(
+                f"the ledger file {self.path} is corrupt ({type(exc).__name__}: {exc}); it was left as it is. "
+                f"Move it aside (mv {self.path} {self.path}.bad), destroy leftovers with "
+                "`dumont reap --label-prefix dumont-`, and look in the moved file for instance ids"
+            ) from None
+
+    def live(self) -> list[LedgerEntry]:
+        return [e for e in self.entries() if e.live]
+
+    def update(self, change: Callable[[list[LedgerEntry]], None]) -> None:
+        """Apply ``change`` to the entries under the lock and write them back atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._locked():
+            entries = self.entries()
+            change(entries)
+            now = time.time()
+            kept = [e for e in entries if e.live or now - e.updated < KEEP_DESTROYED_S]
+            self._write(kept)
+
+    def _write(self, entries: list[LedgerEntry]) -> None:
+        payload = json.dumps({"version": 1, "entries": [asdict(e) for e in entries]}, indent=1)
+        fd, staged = tempfile.mkstemp(prefix=".ledger-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(payload + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(staged, self.path)  # atomic: readers see the old file or the new one, never half
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+            raise
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                        raise LedgerFileError(
+                            f"the ledger file {self.path} stayed locked for {self.lock_timeout:g} s "
+                            f"(held by pid {holder}); nothing was changed. If that process is gone, "
+                            f"remove {lock_path}"
+                        ) from None
+                    time.sleep(0.02)  # polling a lock held by another process: there is nothing to wait on
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # --- what sessions record ---------------------------------------------------------------------------------
+
+    def expecting(self, entry: LedgerEntry) -> None:
+        """Before a create: if the process dies now, the label is enough to find what was rented."""
+        self.update(lambda entries: entries.append(entry))
+
+    def created(self, label: str, instance_id: int) -> None:
+        self._set(label=label, instance_id=instance_id, state="live")
+
+    def mark(self, instance_id: int, state: str, note: str = "") -> None:
+        self._set(instance_id=instance_id, state=state, note=note)
+
+    def settle(self, label: str, instance_id: int | None, state: str, note: str = "") -> None:
+        """Record how an instance ended, found by its label (unique per session) or else its id."""
+
+        def change(entries: list[LedgerEntry]) -> None:
+            for entry in entries:
+                if entry.label == label or (instance_id is not None and entry.instance_id == instance_id):
+                    entry.instance_id = instance_id if instance_id is not None else entry.instance_id
+                    entry.state = state
+                    entry.note = redact(note)
+                    entry.updated = time.time()
+
+        self.update(change)
+
+    def _set(self, *, instance_id: int, state: str, label: str | None = None, note: str = "") -> None:
+        def change(entries: list[LedgerEntry]) -> None:
+            for entry in entries:
+                if (label is not None and entry.label == label) or (label is None and entry.instance_id == instance_id):
+                    entry.instance_id = instance_id
+                    entry.state = state
+                    entry.note = redact(note)
+                    entry.updated = time.time()
+
+        self.update(change)
+
+
+class LedgerWatcher:
+    """Keeps the ledger file in step with one session's instances (a ``lifecycle.InstanceWatcher``)."""
+
+    _STATES = {"destroyed": "destroyed", "nothing_rented": "destroyed", "teardown_failed": "teardown_failed"}
+
+    def __init__(self, ledger: LedgerFile, session_id: str, api_url: str) -> None:
+        self.ledger = ledger
+        self.session_id = session_id
+        self.api_url = api_url
+        self.problems: list[str] = []  # ledger writes that failed after the fact, for the terminal summary
+
+    def expecting(self, label: str, offer: Offer) -> None:
+        entry = LedgerEntry(label, self.session_id, self.api_url, created=time.time(), dph_total=offer.dph_total)
+        self.ledger.expecting(entry)  # raises LedgerFileError: then nothing is created
+
+    def created(self, record: InstanceRecord) -> None:
+        self.ledger.created(record.label, record.instance_id)
+
+    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
+        try:
+            self.ledger.settle(label, instance_id, self._STATES.get(outcome, outcome), note or outcome)
+        except DumontError as exc:
+            self.problems.append(exc.message)
+
+
+# --- destroying -----------------------------------------------------------------------------------------------
+
+
+def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0) -> str | None:
+    """Destroy ``instance_id`` and poll until the API no longer lists it; None on success, else why not."""
+    try:
+        client.destroy_instance(instance_id)
+    except InstanceNotFound:
+        pass
+    except DumontError as exc:
+        return f"destroy failed: {exc.message}"
+    deadline = time.monotonic() + deadline_s
+    delay = 0.05
+    while True:
+        try:
+            if client.show_instance(instance_id) is None:
+                return None
+        except InstanceNotFound:
+            return None
+        except DumontError as exc:
+            if time.monotonic() >= deadline:
+                return f"could not confirm: {exc.message}"
+        if time.monotonic() >= deadline:
+            return f"the API still lists it after {deadline_s:g} s"
+        time.sleep(delay)  # polling the API for the destroy to show: the wait has a deadline
+        delay = min(delay * 1.5, 2.0)
+
+
+@dataclass
+class ReapReport:
+    """What ``reap`` found and did."""
+
+    destroyed: list[tuple[int, str]] = field(default_factory=list)  # (id, label)
+    would_destroy: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (id, reason)
+    skipped: list[str] = field(default_factory=list)  # why some entries were left alone
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def reap(
+    client: Any,
+    *,
+    ledger: LedgerFile | None,
+    label_prefix: str | None = None,
+    older_than_s: float | None = None,
+    dry_run: bool = False,
+    include_kept: bool = False,
+    confirm_deadline_s: float = 60.0,
+) -> ReapReport:
+    """Destroy what the ledger lists as live for this API and, with ``label_prefix``, what carries such a label.
+
+    Entries whose pytest process is still running on this machine are left alone (that session will tear them
+    down), as are kept instances unless ``include_kept``. ``older_than_s`` spares anything younger.
+    """
+    report = ReapReport()
+    now = time.time()
+    targets: dict[int, str] = {}
+    by_label: dict[str, LedgerEntry] = {}
+    protected: set[int] = set()
+    if ledger is not None:
+        for entry in ledger.live():
+            if entry.api_url.rstrip("/") != client.base_url.rstrip("/"):
+                continue
+            if entry.owner_running():
+                report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
+                if entry.instance_id is not None:
+                    protected.add(entry.instance_id)
+                continue
+            if entry.state == "kept" and not include_kept:
+                report.skipped.append(f"{entry.label}: kept for debugging (reap it with --include-kept)")
+                if entry.instance_id is not None:
+                    protected.add(entry.instance_id)
+                continue
+            if older_than_s is not None and now - entry.created < older_than_s:
+                continue
+            if entry.instance_id is not None:
+                targets[entry.instance_id] = entry.label
+            else:
+                by_label[entry.label] = entry
+    if label_prefix is not None or by_label:
+        for instance in client.list_instances():
+            label = instance.label or ""
+            if instance.id in protected:
+                continue
+            if label in by_label:
+                targets[instance.id] = label
+            elif label_prefix is not None and label.startswith(label_prefix):
+                started = instance.start_date
+                if older_than_s is None or started is None or now - started >= older_than_s:
+                    targets[instance.id] = label
+    for instance_id, label in sorted(targets.items()):
+        if dry_run:
+            report.would_destroy.append((instance_id, label))
+            continue
+        reason = destroy_confirmed(client, instance_id, deadline_s=confirm_deadline_s)
+        if reason is None:
+            report.destroyed.append((instance_id, label))
+        else:
+            report.failed.append((instance_id, reason))
+        if ledger is not None:
+            state = "destroyed" if reason is None else "teardown_failed"
+            ledger.settle(label, instance_id, state, "reaped" if reason is None else reason)
+    if ledger is not None and not dry_run:
+        # Entries whose create never rented anything: nothing carries their label any more.
+        ledger.update(lambda entries: _forget_unrented(entries, set(by_label) - set(targets.values())))
+    return report
+
+
+def _forget_unrented(entries: list[LedgerEntry], labels: set[str]) -> None:
+    for entry in entries:
+        if entry.instance_id is None and entry.label in labels and entry.state == "creating":
+            entry.state = "destroyed"
+            entry.note = "the create rented nothing"
+            entry.updated = time.time()

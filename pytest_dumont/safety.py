@@ -1,0 +1,114 @@
+"""Arms a session's pool with every backstop beyond the fixture's own teardown: ledger file, watchdog, budget, meter.
+
+The bundled emulator started in-process dies with pytest and takes its instances with it, so it gets the budget and
+the meter but no ledger file and no watchdog; a real API (or an emulator at an explicit URL) gets all of them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_dumont.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
+from pytest_dumont.errors import DumontError
+from pytest_dumont.pool import InstancePool
+from pytest_dumont.reaper import LedgerFile, LedgerWatcher, default_state_dir, reap
+from pytest_dumont.session import get_state
+from pytest_dumont.watchdog import WatchdogLink, WatchdogWatcher
+
+
+class DumontLeftoverWarning(pytest.PytestWarning):
+    """Something about leftover instances needs a human: read the message."""
+
+
+@dataclass
+class SessionSafety:
+    """What ``arm`` set up, to be closed after the pool has destroyed everything."""
+
+    guard: SessionGuard
+    watchdog: WatchdogWatcher | None = None
+    ledger: LedgerWatcher | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the meter, then tell the watchdog goodbye (it destroys whatever is still registered)."""
+        self.guard.meter.stop()
+        self.guard.interrupter.uninstall()
+        if self.watchdog is not None:
+            try:
+                self.watchdog.close()
+            except DumontError as exc:
+                self.guard.warnings.append(f"watchdog: {exc.message}")
+        if self.ledger is not None:
+            self.guard.warnings.extend(f"ledger file: {p}" for p in self.ledger.problems)
+
+
+def ledger_file(config: pytest.Config) -> LedgerFile:
+    settings = get_state(config).settings
+    path = Path(settings.ledger_path).expanduser() if settings.ledger_path else default_state_dir() / "ledger.json"
+    return LedgerFile(path)
+
+
+def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | None) -> SessionSafety:
+    """Attach the backstops to ``pool``'s provisioner and start the spend meter."""
+    state = get_state(config)
+    settings = state.settings
+    provisioner = pool.provisioner
+    deadlines = provisioner.deadlines
+    budget = Budget(
+        limit_usd=settings.budget_usd,
+        horizon_s=deadlines.boot + deadlines.ssh + settings.max_minutes * 60.0,
+        disk_gb=settings.filters.disk_gb,
+    )
+    provisioner.budget = budget
+    interrupter = MainThreadInterrupter()
+    meter = SpendMeter(
+        budget,
+        state.ledger,
+        state.clock,
+        tick=deadlines.poll_max,
+        max_test_s=settings.max_minutes * 60.0,
+        on_budget=lambda message: guard.over_budget(message),
+        on_overtime=lambda instance, message: guard.overtime(instance, message),
+    )
+    guard = SessionGuard(pool, meter, interrupter, keep_on_failure=settings.keep_on_failure)
+    interrupter.install()
+    guard.meter.start()
+    config.stash[GUARD_KEY] = guard
+    safety = SessionSafety(guard)
+    in_process_emulator = settings.mode == "emulator" and not settings.api_url_explicit
+    if in_process_emulator or settings.mode == "replay":  # replay rents nothing: no ledger entry, no watchdog
+        return safety
+    ledger = ledger_file(config)
+    safety.ledger = LedgerWatcher(ledger, state.session_id, api_url)
+    state_dir = ledger.path.parent
+    safety.watchdog = WatchdogWatcher(
+        lambda: WatchdogLink.start(
+            api_url=api_url,
+            api_key=api_key,
+            label_prefix=provisioner.label_prefix,
+            ledger_path=ledger.path,
+            log_path=state_dir / f"watchdog-{state.session_id}.log",
+        )
+    )
+    provisioner.watchers.extend([safety.ledger, safety.watchdog])
+    _sweep_dead_sessions(ledger, provisioner.client, guard)
+    return safety
+
+
+def _sweep_dead_sessions(ledger: LedgerFile, client: object, guard: SessionGuard) -> None:
+    """Destroy what sessions that died on this machine left in the ledger file for this API."""
+    try:
+        report = reap(client, ledger=ledger)
+    except DumontError as exc:
+        message = f"could not sweep instances left by earlier sessions: {exc.message}"
+        guard.warnings.append(message)
+        warnings.warn(DumontLeftoverWarning(message), stacklevel=2)
+        return
+    for instance_id, label in report.destroyed:
+        guard.warnings.append(f"destroyed instance {instance_id} ({label}), left running by an earlier session")
+    for instance_id, reason in report.failed:
+        guard.warnings.append(f"instance {instance_id} left by an earlier session could not be destroyed: {reason}")

@@ -1,0 +1,323 @@
+"""A watchdog process that destroys the session's instances when pytest dies without tearing down (kill -9, OOM).
+
+Like testcontainers' Ryuk, cleanup hangs on the liveness of a connection, not on code running in the dying process.
+pytest starts ``python -m pytest_dumont.watchdog`` with the first instance; the child forks once more (so that it
+is no longer pytest's child, nor in its process group or session) and talks over the two pipes it inherited:
+
+    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger"}   (the key never in argv/env)
+    watchdog -> pytest: READY <pid>                                                       (the handshake, awaited)
+    pytest -> watchdog: {"op": "register"|"gone"|"keep", "id": N, "label": ...}  -> ACK <op> <id>
+    pytest -> watchdog: {"op": "bye"}                                            -> ACK bye
+
+When its stdin ends, the watchdog destroys every instance still registered and not kept; when it ends without a
+``bye`` (pytest died) it also sweeps every instance whose label starts with the session's prefix (a create whose
+answer never arrived). Each destroy is confirmed (the API no longer lists the instance) and written to the ledger
+file and to the watchdog's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from pytest_dumont.errors import WatchdogError, redact, register_secret
+
+if TYPE_CHECKING:
+    from pytest_dumont.ledger import InstanceRecord
+    from pytest_dumont.models import Offer
+
+READY_TIMEOUT_S = 20.0
+ACK_TIMEOUT_S = 10.0
+
+
+class WatchdogLink:
+    """pytest's end of the pipe to its watchdog: every message waits for the watchdog's acknowledgement."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pid: int, log_path: Path | None) -> None:
+        self._proc = proc
+        self.pid = pid
+        self.log_path = log_path
+        self._buffer = b""
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"WatchdogLink(pid={self.pid})"
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        api_url: str,
+        api_key: str | None,
+        label_prefix: str,
+        ledger_path: Path | None,
+        log_path: Path | None,
+        ready_timeout: float | None = None,
+    ) -> WatchdogLink:
+        """Start the watchdog and wait for its READY; raises ``WatchdogError`` if it does not come in time."""
+        register_secret(api_key)
+        ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
+        log: IO[bytes] | int = subprocess.DEVNULL
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed here right after
+            log_path.chmod(0o600)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_dumont.watchdog"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,  # Ctrl-C and a terminal hang-up reach pytest's group, not the watchdog
+            )
+        finally:
+            if not isinstance(log, int):
+                log.close()
+        link = cls(proc, pid=proc.pid, log_path=log_path)
+        hello = {
+            "op": "hello",
+            "api_url": api_url,
+            "api_key": api_key,
+            "label_prefix": label_prefix,
+            "ledger": str(ledger_path) if ledger_path else None,
+        }
+        try:
+            link._write(hello)
+            line = link._read_line(time.monotonic() + ready_timeout)
+            if not line.startswith("READY "):
+                raise WatchdogError(f"the watchdog answered {line!r} instead of READY")
+            link.pid = int(line.split()[1])
+            proc.wait(ready_timeout)  # the first child exits once it has forked the watchdog proper
+        except (WatchdogError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            proc.kill()
+            link._abandon()
+            where = f"; see {log_path}" if log_path else ""
+            raise WatchdogError(
+                f"the watchdog process did not confirm its start within {ready_timeout:g} s ({exc}){where}. "
+                "Nothing was rented: without it a killed pytest could leave instances billing"
+            ) from None
+        return link
+
+    def register(self, instance_id: int, label: str) -> None:
+        """Tell the watchdog about a new instance; returns once it has acknowledged it."""
+        self._send({"op": "register", "id": instance_id, "label": label})
+
+    def gone(self, instance_id: int) -> None:
+        """The instance was destroyed (confirmed): the watchdog forgets it."""
+        self._send({"op": "gone", "id": instance_id})
+
+    def keep(self, instance_id: int) -> None:
+        """The instance is kept on purpose (``--dumont-keep-on-failure``): the watchdog must not destroy it."""
+        self._send({"op": "keep", "id": instance_id})
+
+    def close(self) -> None:
+        """Say goodbye: the watchdog destroys whatever is still registered, then exits."""
+        if self._closed:
+            return
+        try:
+            self._send({"op": "bye"})
+        finally:
+            self._abandon()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._closed:
+            raise WatchdogError("the watchdog link is closed")
+        try:
+            self._write(message)
+            line = self._read_line(time.monotonic() + ACK_TIMEOUT_S)
+        except OSError as exc:
+            raise WatchdogError(f"the watchdog (pid {self.pid}) is gone: {exc}") from None
+        expected = f"ACK {message['op']}" + (f" {message['id']}" if "id" in message else "")
+        if line != expected:
+            raise WatchdogError(f"the watchdog (pid {self.pid}) answered {line!r} instead of {expected!r}")
+
+    def _write(self, message: dict[str, Any]) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self._proc.stdin.flush()
+
+    def _read_line(self, deadline: float) -> str:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WatchdogError("no answer in time")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise WatchdogError("it closed its end of the pipe")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode(errors="replace").strip()
+
+    def _abandon(self) -> None:
+        self._closed = True
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if self._proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(1)
+
+
+class WatchdogWatcher:
+    """Starts the watchdog with the first instance and keeps it told (a ``lifecycle.InstanceWatcher``)."""
+
+    def __init__(self, start: Callable[[], WatchdogLink]) -> None:
+        self._start = start
+        self.link: WatchdogLink | None = None
+
+    def expecting(self, label: str, offer: Offer) -> None:
+        if self.link is None:
+            self.link = self._start()  # raises WatchdogError: then nothing is created
+
+    def created(self, record: InstanceRecord) -> None:
+        assert self.link is not None
+        self.link.register(record.instance_id, record.label)
+
+    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
+        if self.link is None or instance_id is None:
+            return
+        # A failed teardown stays registered: the watchdog tries again when the session ends.
+        if outcome == "destroyed":
+            self.link.gone(instance_id)
+        elif outcome == "kept":
+            self.link.keep(instance_id)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
+
+
+# --- the watchdog process -----------------------------------------------------------------------------------------
+
+
+def _log(text: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    try:
+        sys.stderr.write(f"{stamp} watchdog[{os.getpid()}] {redact(text)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _answer(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # pytest is gone: nobody is listening, the work goes on
+
+
+def main() -> int:
+    """Serve one session: acknowledge registrations, and destroy what is left when the pipe ends."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # the session's Ctrl-C or hang-up must not kill its guardian
+    if os.fork() > 0:
+        os._exit(0)  # the first child exits: the watchdog is reparented, outside pytest's process tree
+    line = sys.stdin.buffer.readline()
+    try:
+        hello = json.loads(line)
+        if hello.get("op") != "hello":
+            raise ValueError("the first message must be hello")
+    except ValueError as exc:
+        _answer(f"ERROR {exc}")
+        return 2
+    from pytest_dumont.reaper import LedgerFile
+    from pytest_dumont.vast.client import VastClient
+
+    register_secret(hello.get("api_key"))
+    client = VastClient(hello["api_url"], hello.get("api_key"))
+    ledger = LedgerFile(Path(hello["ledger"])) if hello.get("ledger") else None
+    prefix = str(hello["label_prefix"])
+    _answer(f"READY {os.getpid()}")
+    _log(f"watching session {prefix} at {client.base_url}")
+    registered, kept, clean = _serve(sys.stdin.buffer)
+    return _teardown(client, ledger, prefix, registered, kept, clean)
+
+
+def _serve(stream: IO[bytes]) -> tuple[dict[int, str], set[int], bool]:
+    registered: dict[int, str] = {}
+    kept: set[int] = set()
+    for raw in stream:
+        try:
+            message = json.loads(raw)
+            op = message["op"]
+            instance_id = int(message["id"]) if "id" in message else None
+        except (ValueError, KeyError, TypeError):
+            _answer("ERROR bad message")
+            continue
+        if op == "bye":
+            _log(f"the session said goodbye; {len(registered)} instance(s) still registered")
+            _answer("ACK bye")
+            return registered, kept, True
+        if instance_id is None or op not in ("register", "gone", "keep"):
+            _answer(f"ERROR unknown {op!r}")
+            continue
+        if op == "register":
+            registered[instance_id] = str(message.get("label", ""))
+            _log(f"registered instance {instance_id} ({registered[instance_id]})")
+        else:
+            registered.pop(instance_id, None)
+            if op == "keep":
+                kept.add(instance_id)
+                _log(f"instance {instance_id} is kept on purpose: not destroying it")
+        _answer(f"ACK {op} {instance_id}")
+    return registered, kept, False
+
+
+def _teardown(client: Any, ledger: Any, prefix: str, registered: dict[int, str], kept: set[int], clean: bool) -> int:
+    from pytest_dumont.errors import DumontError
+    from pytest_dumont.reaper import destroy_confirmed
+
+    started = time.monotonic()
+    targets = dict(registered)
+    if not clean:
+        _log(f"pytest went away without saying goodbye: destroying {len(targets)} registered instance(s) first")
+    for instance_id, label in targets.items():
+        _destroy(client, ledger, instance_id, label, started, destroy_confirmed)
+    if not clean:
+        try:
+            leftovers = [
+                i for i in client.list_instances() if (i.label or "").startswith(prefix + "-") and i.id not in kept
+            ]
+        except DumontError as exc:
+            _log(f"could not list instances to sweep by label {prefix}-*: {exc.message}")
+            return 1
+        for instance in leftovers:
+            if instance.id not in targets:
+                _destroy(client, ledger, instance.id, instance.label or "", started, destroy_confirmed)
+    _log(f"done in {time.monotonic() - started:.3f} s")
+    return 0
+
+
+def _destroy(client: Any, ledger: Any, instance_id: int, label: str, started: float, destroy: Any) -> None:
+    reason = destroy(client, instance_id)
+    took = time.monotonic() - started
+    if reason is None:
+        _log(f"destroyed instance {instance_id} ({label}), confirmed after {took:.3f} s")
+    else:
+        _log(f"COULD NOT DESTROY instance {instance_id} ({label}): {reason}; run `dumont reap`")
+    if ledger is not None:
+        try:
+            ledger.settle(
+                label, instance_id, "destroyed" if reason is None else "teardown_failed", reason or "watchdog"
+            )
+        except Exception as exc:
+            _log(f"could not update the ledger file: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The watchdog process: a confirmed start, the key kept out of argv and environ, and destroys when pytest is gone."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from polling import wait_for
+
+from pytest_dumont.errors import WatchdogError
+from pytest_dumont.reaper import LedgerEntry, LedgerFile, process_alive
+from pytest_dumont.vast.client import CreateRequest, VastClient
+from pytest_dumont.watchdog import WatchdogLink
+
+PREFIX = "dumont-wdtest"
+
+
+def rent(client: VastClient, label: str) -> int:
+    offer = client.search_offers({"gpu_name": {"eq": "RTX 4090"}, "rentable": {"eq": True}})
+    return client.create_instance(offer[0].id, CreateRequest(image="img", disk_gb=10, label=label)).id
+
+
+def start(emulator, private_state: Path) -> WatchdogLink:
+    return WatchdogLink.start(
+        api_url=emulator.url,
+        api_key=emulator.api_key,
+        label_prefix=PREFIX,
+        ledger_path=private_state / "ledger.json",
+        log_path=private_state / "watchdog.log",
+    )
+
+
+def test_the_start_is_confirmed_and_the_key_is_in_neither_argv_nor_environ(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    link = start(emulator, private_state)
+    try:
+        assert process_alive(link.pid)
+        assert os.getppid() != link.pid
+        # Forked away from pytest: not its child, so a kill of pytest's process tree does not reach it.
+        assert Path(f"/proc/{link.pid}/stat").read_text().rsplit(")", 1)[1].split()[1] != str(os.getpid())
+        secret = emulator.api_key.encode()
+        assert secret not in Path(f"/proc/{link.pid}/cmdline").read_bytes()
+        assert secret not in Path(f"/proc/{link.pid}/environ").read_bytes()
+    finally:
+        link.close()
+    wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit after bye")
+    assert emulator.api_key not in (private_state / "watchdog.log").read_text()
+
+
+def test_a_watchdog_that_never_says_ready_is_an_error(tmp_path, make_emulator, monkeypatch, private_state):
+    mute = tmp_path / "mute-python"
+    mute.write_text("#!/bin/sh\nexec sleep 30\n")
+    mute.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(mute))
+    emulator = make_emulator(ssh=False)
+    with pytest.raises(WatchdogError, match=r"did not confirm its start within 0\.5 s.*Nothing was rented"):
+        WatchdogLink.start(
+            api_url=emulator.url,
+            api_key=emulator.api_key,
+            label_prefix=PREFIX,
+            ledger_path=None,
+            log_path=None,
+            ready_timeout=0.5,
+        )
+
+
+def test_when_pytest_goes_away_it_destroys_registered_and_labelled_instances(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    client = VastClient(emulator.url, emulator.api_key)
+    link = start(emulator, private_state)
+    registered = rent(client, f"{PREFIX}-1")
+    unannounced = rent(client, f"{PREFIX}-2")  # a create whose answer never reached the session
+    bystander = rent(client, "someone-else")
+    ledger = LedgerFile(private_state / "ledger.json")
+    ledger.expecting(LedgerEntry(f"{PREFIX}-1", "wdtest", emulator.url, created=0.0, dph_total=0.2))
+    ledger.created(f"{PREFIX}-1", registered)
+    link.register(registered, f"{PREFIX}-1")
+    link._abandon()  # the pipe closes without a goodbye, as when pytest is killed
+
+    wait_for(lambda: set(emulator.world.live_ids()) == {bystander}, what="the session's instances to be destroyed")
+    wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit")
+    assert [e.state for e in ledger.entries()] == ["destroyed"]
+    log = (private_state / "watchdog.log").read_text()
+    assert f"destroyed instance {registered} ({PREFIX}-1), confirmed" in log
+    assert f"destroyed instance {unannounced} ({PREFIX}-2), confirmed" in log
+
+
+def test_after_goodbye_it_spares_kept_and_destroyed_instances(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    client = VastClient(emulator.url, emulator.api_key)
+    link = start(emulator, private_state)
+    done, kept, forgotten = (rent(client, f"{PREFIX}-{n}") for n in (1, 2, 3))
+    for instance_id in (done, kept, forgotten):
+        link.register(instance_id, f"{PREFIX}-x")
+    client.destroy_instance(done)
+    link.gone(done)
+    link.keep(kept)
+    link.close()  # forgotten is still registered: the session's teardown failed to destroy it
+    wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit")
+    assert emulator.world.live_ids() == [kept]
+
+
+def test_every_message_is_acknowledged(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    link = start(emulator, private_state)
+    link.register(1, f"{PREFIX}-1")
+    link.gone(1)
+    link._write({"op": "nonsense"})
+    assert link._read_line(time.monotonic() + 10).startswith("ERROR")
+    link.close()
+    with pytest.raises(WatchdogError, match="closed"):
+        link.register(3, f"{PREFIX}-3")

@@ -21,6 +21,10 @@ API's own message is passed through ``redact`` before it is kept.
     │   └── OffersExhausted           every offer tried failed; lists why each one did
     ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
     ├── HostKeyChanged                a host:port this session trusts presented another host key
+    ├── BudgetExceeded                --dumont-budget would be (or was about to be) passed: refused or stopped
+    ├── TestTimeExceeded              a test ran past --dumont-max-minutes: stopped, its instance destroyed
+    ├── WatchdogError                 the watchdog process did not confirm its start or a registration
+    ├── LedgerFileError               the ledger of live instances is corrupt or locked: it was left untouched
     └── TeardownError                 an instance could not be confirmed destroyed: go and look
 """
 
@@ -219,6 +223,24 @@ class HostKeyChanged(DumontError):
             f"refusing to connect (trusted key recorded in {known_hosts}). If that host:port now belongs to a new "
             "instance, the old one's key is forgotten when it is destroyed"
         )
+
+
+class BudgetExceeded(DumontError):
+    """Spending would pass ``--dumont-budget``: provisioning was refused, or the session's instances destroyed."""
+
+
+class TestTimeExceeded(DumontError):
+    """A test ran past ``--dumont-max-minutes``: it was stopped and its instance destroyed."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+
+class WatchdogError(DumontError):
+    """The watchdog process did not confirm its start or a registration: nothing is rented without it."""
+
+
+class LedgerFileError(DumontError):
+    """The ledger file of live instances is corrupt or locked; it is never overwritten or dropped."""
 
 
 class TeardownError(DumontError):

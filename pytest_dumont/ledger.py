@@ -16,6 +16,24 @@ PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh")
 
 
 @dataclass
+class Hold:
+    """One test's use of an instance, so a shared instance's cost can be apportioned by the time each test held it."""
+
+    nodeid: str
+    started: float
+    ended: float | None = None
+    waited: float = 0.0  # seconds the test spent in acquire (provisioning, when it was the first to ask)
+
+    def close(self, now: float) -> None:
+        if self.ended is None:
+            self.ended = now
+
+
+def _overlap(a: float, b: float, c: float, d: float) -> float:
+    return max(0.0, min(b, d) - max(a, c))
+
+
+@dataclass
 class InstanceRecord:
     """One instance's life as this session saw it; times are seconds on the session's clock."""
 
@@ -33,6 +51,8 @@ class InstanceRecord:
     phases: list[PhaseTiming] = field(default_factory=list)
     failure: str | None = None
     tests: list[str] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)  # nvidia-smi and disk lines, for the report
 
     @property
     def dph_base(self) -> float:
@@ -76,6 +96,12 @@ class InstanceRecord:
     def simple_cost(self, now: float) -> float:
         """The seed report's figure: dph_total x wall time."""
         return self.dph_total * self.wall_seconds(now) / 3600.0
+
+    def interval_cost(self, start: float, stop: float, now: float) -> float:
+        """The billed estimate of [start, stop]: GPU where it overlaps running, storage where it overlaps existing."""
+        end = self.end(now)
+        gpu = _overlap(start, stop, self.running_at, end) if self.running_at is not None else 0.0
+        return (self.dph_base * gpu + self.storage_dph * _overlap(start, stop, self.created_at, end)) / 3600.0
 
     def phase_seconds(self, name: str) -> float:
         return sum(p.duration for p in self.phases if p.name == name)

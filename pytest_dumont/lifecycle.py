@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import (
+    BudgetExceeded,
     DumontError,
     InstanceFailedToBoot,
     InstanceNotFound,
@@ -123,6 +124,25 @@ class ReadyInstance:
 StatusListener = Callable[[int, str, float], None]
 
 
+class InstanceWatcher(Protocol):
+    """Told of every instance before its create and at its end: the ledger file and the watchdog are watchers."""
+
+    def expecting(self, label: str, offer: Offer) -> None:
+        """Before a create; raising here stops the create, so nothing is spent."""
+
+    def created(self, record: InstanceRecord) -> None:
+        """After a create; raising here destroys the new instance."""
+
+    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
+        """``outcome``: destroyed, teardown_failed, kept or nothing_rented. Must not raise."""
+
+
+class SpendCap(Protocol):
+    """Decides whether renting ``offer`` now keeps the session within its budget (``budget.Budget`` fits)."""
+
+    def refusal(self, offer: Offer, ledger: Ledger, now: float) -> str | None: ...
+
+
 class Provisioner:
     """Rents instances for one session and destroys them; records everything in the session's ``Ledger``."""
 
@@ -138,6 +158,8 @@ class Provisioner:
         deadlines: Deadlines | None = None,
         offer_attempts: int = 3,
         on_status: StatusListener | None = None,
+        watchers: list[InstanceWatcher] | None = None,
+        budget: SpendCap | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -149,6 +171,9 @@ class Provisioner:
         self.offer_attempts = offer_attempts
         self.on_status = on_status
         self.failed_machines: set[int] = set()
+        self.watchers: list[InstanceWatcher] = list(watchers or [])
+        self.budget = budget
+        self.kept: set[int] = set()  # --dumont-keep-on-failure: left running on purpose, never swept
         self.creates_attempted = 0
         self._labels = itertools.count(1)
 
@@ -166,10 +191,15 @@ class Provisioner:
         with self._timed(search_phase, "search", None):
             offers = self._search(request.filters)
         failures: list[DumontError] = []
+        refusals: list[str] = []
         for offer in offers:
             if len(failures) >= self.offer_attempts:
                 break
             if offer.machine_id is not None and offer.machine_id in self.failed_machines:
+                continue
+            refusal = self.budget.refusal(offer, self.ledger, self.clock.now()) if self.budget else None
+            if refusal is not None:
+                refusals.append(refusal)
                 continue
             try:
                 return self._provision_offer(offer, request, search_started, list(search_phase))
@@ -178,6 +208,8 @@ class Provisioner:
                 failures.append(exc)
                 if offer.machine_id is not None and isinstance(exc, ProvisioningError):
                     self.failed_machines.add(offer.machine_id)
+        if refusals and not failures:
+            raise BudgetExceeded(f"no offer fits the budget; the cheapest: {refusals[0]}")
         if not failures:
             raise NoMatchingOffer(request.filters.describe(), ["every matching offer is on a machine that failed"])
         raise OffersExhausted(failures)
@@ -206,15 +238,19 @@ class Provisioner:
             onstart=request.onstart,
             env=dict(request.env),
         )
+        for watcher in self.watchers:
+            watcher.expecting(label, offer)
         self.creates_attempted += 1
         try:
             with self._timed(phases, "create", None):
                 created = self.client.create_instance(offer.id, create)
         except OfferUnavailable:
+            self._ended(label, None, "nothing_rented")
             raise  # the API refused before renting anything
         except BaseException:
             # A 5xx, a timeout or an interrupt may come after the machine was rented: find it by label, destroy it.
-            self._sweep_label(label)
+            if self._sweep_label(label):
+                self._ended(label, None, "nothing_rented", "swept by label after an unanswered create")
             raise
         record = InstanceRecord(
             instance_id=created.id,
@@ -227,6 +263,8 @@ class Provisioner:
         )
         self.ledger.add(record)
         try:
+            for watcher in self.watchers:
+                watcher.created(record)
             return self._bring_up(record, created.instance_api_key)
         except BaseException as exc:
             record.failure = redact(f"{type(exc).__name__}: {exc}")
@@ -317,9 +355,15 @@ class Provisioner:
             except InstanceNotFound:
                 pass  # already gone: that is what we wanted
             except DumontError as exc:
+                self._ended(record.label, record.instance_id, "teardown_failed", f"destroy failed: {exc}")
                 raise TeardownError([record.instance_id], f"destroy failed: {exc}") from None
-            self._confirm_gone(record)
+            try:
+                self._confirm_gone(record)
+            except TeardownError as exc:
+                self._ended(record.label, record.instance_id, "teardown_failed", exc.cause)
+                raise
         record.destroyed_at = self.clock.now()
+        self._ended(record.label, record.instance_id, "destroyed")
         if record.ssh_address is not None:
             from pytest_dumont.ssh import SSHTarget, forget_host_key
 
@@ -341,16 +385,27 @@ class Provisioner:
                 raise TeardownError([record.instance_id], "the API still lists it")
             self.clock.sleep(delay)
 
-    def _sweep_label(self, label: str) -> None:
+    def _sweep_label(self, label: str) -> bool:
         """Destroy whatever carries ``label``: a create that errored may still have rented a machine."""
         try:
             found = list(self.client.list_instances({"label": {"eq": label}}))
         except DumontError:
-            return  # cannot look now; the session's final sweep by label prefix tries again
+            return False  # cannot look now; the session's final sweep by label prefix tries again
         for instance in found:
             if instance.label == label:
                 with suppress(InstanceNotFound, VastApiError):
                     self.client.destroy_instance(instance.id)
+        return True
+
+    def keep(self, record: InstanceRecord) -> None:
+        """Leave this instance running on purpose (``--dumont-keep-on-failure``): no teardown, no sweep."""
+        self.kept.add(record.instance_id)
+        self._ended(record.label, record.instance_id, "kept", "kept after a failure (--dumont-keep-on-failure)")
+
+    def _ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
+        for watcher in self.watchers:
+            with suppress(Exception):  # a watcher's trouble must never stop a teardown
+                watcher.ended(label, instance_id, outcome, note)
 
     def sweep_session(self) -> list[int]:
         """Destroy every instance labelled with this session that the ledger does not hold as destroyed.
@@ -361,12 +416,13 @@ class Provisioner:
         if self.creates_attempted == 0:
             return []
         destroyed: list[int] = []
-        known_gone = {r.instance_id for r in self.ledger.records() if not r.live}
+        known_gone = {r.instance_id for r in self.ledger.records() if not r.live} | self.kept
         for instance in self.client.list_instances():
             if instance.label and instance.label.startswith(self.label_prefix + "-") and instance.id not in known_gone:
                 with suppress(InstanceNotFound):
                     self.client.destroy_instance(instance.id)
                     destroyed.append(instance.id)
+                    self._ended(instance.label, instance.id, "destroyed", "swept by label at session end")
         return destroyed
 
     @contextmanager

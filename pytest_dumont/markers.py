@@ -28,8 +28,8 @@ from pytest_dumont.settings import (
 GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
 
 MARKERS = {
-    "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); "
-    "select with -m real_gpu",
+    "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); a plain "
+    "run replays it from cassettes/, no network; run it live (needs VAST_API_KEY): select with -m real_gpu",
     "dumont_offer": "dumont_offer(gpu=, max_dph=, min_disk=, min_reliability=, disk=, num_gpus=, verified=, image=, "
     "onstart=, env=): offer filters and image for this test, class or module",
 }

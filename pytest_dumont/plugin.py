@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import pytest
 
-from pytest_dumont import fixtures, markers, settings
+from pytest_dumont import budget, fixtures, markers, settings
 from pytest_dumont.errors import MissingApiKey
-from pytest_dumont.reporting import terminal
+from pytest_dumont.reporting import PROPERTY, RUN_KEY
 from pytest_dumont.session import SESSION_KEY, SessionState
+
+# pytest-html columns (sortable); cells come from a GPU test's user_properties, empty for other tests.
+HTML_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dumont_gpu", "GPU"),
+    ("dumont_dph", "$/h"),
+    ("dumont_provision", "Provision (s)"),
+    ("dumont_cost", "Cost ($)"),
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings.add_options(parser)
+    parser.getgroup("dumont").addoption(
+        "--dumont-json",
+        dest="dumont_json",
+        metavar="PATH",
+        default=None,
+        help="write the run's JSON report (phases, cost; schema in docs/reporting.md) to PATH [env DUMONT_JSON]",
+    )
+    parser.addini("dumont_json", help="see --dumont-json", default=None)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_dumont import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     resolved = settings.resolve(config)
-    if resolved.mode == "record":
-        raise pytest.UsageError(
-            "--dumont-mode=record is not available yet: cassettes are not written by this version. "
-            "Use --dumont-mode=live (real instances) or --dumont-mode=emulator"
-        )
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
-    config.stash[SESSION_KEY] = SessionState(settings=resolved)
+    state = SessionState(settings=resolved)
+    if resolved.uses_cassettes:  # replay reads cassettes (on a virtual clock); a record mode writes them
+        from pytest_dumont.cassettes import CASSETTES_KEY
+        from pytest_dumont.cassettes.session import CassetteSession
+        from pytest_dumont.cassettes.virtual_clock import VirtualClock
+
+        if resolved.mode == "replay":
+            state.clock = VirtualClock()
+        config.stash[CASSETTES_KEY] = CassetteSession(resolved, config.rootpath, state.clock)
+        config.pluginmanager.register(config.stash[CASSETTES_KEY], "dumont-cassettes")
+    config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
+    config.pluginmanager.register(budget, "dumont-budget")  # max-minutes, keep-on-failure, budget warnings
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -46,8 +77,93 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     state = config.stash.get(SESSION_KEY, None)
     if state is None:
         return
-    terminal.write_summary(
-        terminalreporter.write_line, terminalreporter.write_sep, state.ledger, state.clock.now(), state.settings.mode
-    )
+    run = config.stash.get(RUN_KEY, None)
+    if state.ledger.records() or run is not None:
+        from pytest_dumont.reporting import terminal
+
+        terminal.write_session(terminalreporter.write_line, terminalreporter.write_sep, state, run)
     for error in state.teardown_errors:
         terminalreporter.write_line(f"TEARDOWN ERROR: {error}", red=True)
+
+
+# --- reporting: each hook returns at once unless the session used a GPU; the work is in pytest_dumont.reporting ----
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    result = yield
+    if fixturedef.argname == "dumont_pool" and getattr(result, "provisioner", None) is not None:
+        from pytest_dumont.reporting.status_line import StatusLine
+
+        line = StatusLine.for_config(request.config)
+        if line is not None and result.provisioner.on_status is None:
+            result.provisioner.on_status = line
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if call.when == "call" and "vast_gpu" in getattr(item, "fixturenames", ()):
+        from pytest_dumont.reporting.per_test import on_call_report
+
+        on_call_report(item, report)
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # tryfirst: before pytest-html writes its report (trylast), so its summary and environment can use ours.
+    config = session.config
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: send, never write
+        if state.ledger.records():
+            from pytest_dumont.reporting.session_end import worker_finish
+
+            worker_finish(config, workeroutput)
+        return
+    if state.ledger.records() or config.stash.get(RUN_KEY, None) is not None:
+        from pytest_dumont.reporting.session_end import controller_finish
+
+        controller_finish(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    output = getattr(node, "workeroutput", None) or {}
+    if "dumont_instances" in output or error is not None:
+        from pytest_dumont.reporting.session_end import node_down
+
+        node_down(node.config, output if "dumont_instances" in output else None, str(node.gateway.id))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.extend(f'<th class="sortable" data-column-type="{key}">{title}</th>' for key, title in HTML_COLUMNS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    data = next((value for key, value in getattr(report, "user_properties", ()) if key == PROPERTY), None)
+    if data is None:
+        cells.extend(f'<td class="col-{key}"></td>' for key, _ in HTML_COLUMNS)
+        return
+    from pytest_dumont.reporting.html import row_cells
+
+    cells.extend(row_cells(data))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and run.doc is not None and run.doc["instances"]:
+        from pytest_dumont.reporting.html import summary as dumont_summary
+
+        prefix.extend(dumont_summary(run.doc))

@@ -25,7 +25,9 @@ class InstancePool:
         """The instance for ``request``, provisioning it on first use."""
         with self._lock:
             if request in self._ready:
-                return self._ready[request]
+                if self._ready[request].record.live:
+                    return self._ready[request]
+                del self._ready[request]  # destroyed under it (max-minutes, budget): rent afresh
             if request in self._failed:
                 raise self._failed[request]
             try:
@@ -40,17 +42,28 @@ class InstancePool:
         with self._lock:
             return list(self._ready.values())
 
+    def evict(self, instance: ReadyInstance) -> None:
+        """Destroy ``instance`` now (a test overran, the budget ran out); the next test asking alike gets a new one.
+
+        Called from the spend meter's thread: it never takes the pool's lock, which a provisioning may hold.
+        """
+        self.provisioner.destroy(instance.record, instance.connection)
+
     def close(self) -> None:
         """Destroy every instance of the session, then anything else the ledger still holds as live."""
         errors: list[TeardownError] = []
         with self._lock:
             ready, self._ready = list(self._ready.values()), {}
         for instance in ready:
+            if instance.id in self.provisioner.kept:
+                continue
             try:
                 self.provisioner.destroy(instance.record, instance.connection)
             except TeardownError as exc:
                 errors.append(exc)
         for record in self.provisioner.ledger.live():
+            if record.instance_id in self.provisioner.kept:
+                continue
             try:
                 self.provisioner.destroy(record)
             except TeardownError as exc:

@@ -103,6 +103,31 @@ def parse_profile(text: str) -> str:
     return value
 
 
+RECORD_MODES = ("none", "new", "rewrite")
+
+
+def parse_record_mode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in RECORD_MODES:
+        raise ValueError(f"must be one of {', '.join(RECORD_MODES)}")
+    return value
+
+
+def parse_regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"is not a regular expression ({exc})") from None
+    return text
+
+
+def parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("1", "0", "yes", "no", "true", "false", "on", "off"):
+        raise ValueError("must be yes or no")
+    return value in ("1", "yes", "true", "on")
+
+
 def parse_text(text: str) -> str:
     value = text.strip()
     if not value:
@@ -120,6 +145,7 @@ class OptionSpec:
     help: str
     env: str | None = None
     metavar: str = "VALUE"
+    switch: bool = False  # a flag without a value on the command line (``yes``/``no`` in ini and environment)
 
     @property
     def flag(self) -> str:
@@ -182,6 +208,61 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "scale the emulator's boot timeline (0.1: 10x faster)",
         metavar="X",
     ),
+    OptionSpec(
+        "cassette-dir",
+        parse_text,
+        "cassettes",
+        "where cassettes are read and written, relative to the rootdir",
+        metavar="PATH",
+    ),
+    OptionSpec(
+        "record-mode",
+        parse_record_mode,
+        "",
+        "none (write nothing), new (record GPU tests that have no cassette) or rewrite (record every GPU test "
+        "run); default rewrite in record mode, none otherwise; with --dumont-mode=emulator it records there",
+        metavar="MODE",
+    ),
+    OptionSpec(
+        "secret-pattern",
+        parse_regex,
+        "",
+        "a regular expression for further secrets to scrub from cassettes and to fail dumont check-secrets on",
+        env="DUMONT_SECRET_PATTERN",
+        metavar="REGEX",
+    ),
+    OptionSpec(
+        "budget",
+        parse_positive_float,
+        "1.00",
+        "USD the session may spend: a rental whose projected cost would pass it is refused, and the session's "
+        "instances are destroyed before the spend reaches it",
+        env="DUMONT_BUDGET",
+        metavar="USD",
+    ),
+    OptionSpec(
+        "max-minutes",
+        parse_positive_float,
+        "30",
+        "minutes a GPU test may run: past it the test is stopped, its instance destroyed, and it fails",
+        metavar="MIN",
+    ),
+    OptionSpec(
+        "keep-on-failure",
+        parse_switch,
+        "no",
+        "keep the instance of a failed test running for debugging (loud warning; the watchdog spares it)",
+        switch=True,
+    ),
+    OptionSpec(
+        "ledger",
+        parse_text,
+        "",
+        "ledger file of this machine's live instances, read by `dumont reap` "
+        "(default: $XDG_STATE_HOME/pytest-dumont/ledger.json)",
+        env="DUMONT_LEDGER",
+        metavar="PATH",
+    ),
 )
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
 
@@ -191,6 +272,10 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("dumont", "GPU integration tests on Vast.ai (pytest-dumont)")
     for spec in OPTIONS:
         env = f" [env {spec.env}]" if spec.env else ""
+        if spec.switch:
+            group.addoption(spec.flag, dest=spec.dest, action="store_const", const="yes", default=None, help=spec.help)
+            parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
+            continue
         group.addoption(
             spec.flag,
             dest=spec.dest,
@@ -218,10 +303,22 @@ class Settings:
     poll_max: float
     emulator_profile: str
     emulator_time_factor: float
+    cassette_dir: str = "cassettes"
+    record_mode: str = "none"  # none | new | rewrite: whether this live or emulator run writes cassettes
+    secret_pattern: str | None = None
+    budget_usd: float = 1.0
+    max_minutes: float = 30.0
+    keep_on_failure: bool = False
+    ledger_path: str | None = None  # None: the default under $XDG_STATE_HOME
 
     @property
     def spends_money(self) -> bool:
         return self.mode in SPENDING_MODES
+
+    @property
+    def uses_cassettes(self) -> bool:
+        """Replay reads cassettes; a run with a record mode other than none writes them."""
+        return self.mode == "replay" or self.record_mode != "none"
 
     def with_filters(self, **changes: Any) -> Settings:
         return replace(self, filters=replace(self.filters, **changes))
@@ -312,4 +409,23 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         poll_max=values["poll-max"][0],
         emulator_profile=values["emulator-profile"][0],
         emulator_time_factor=values["emulator-time-factor"][0],
+        cassette_dir=values["cassette-dir"][0],
+        record_mode=_record_mode(mode, values["record-mode"][0]),
+        secret_pattern=values["secret-pattern"][0],
+        budget_usd=values["budget"][0],
+        max_minutes=values["max-minutes"][0],
+        keep_on_failure=values["keep-on-failure"][0],
+        ledger_path=values["ledger"][0],
     )
+
+
+def _record_mode(mode: str, value: str | None) -> str:
+    """Record mode writes cassettes unless told otherwise; replay never does (it has nothing to record)."""
+    if value is None:
+        return "rewrite" if mode == "record" else "none"
+    if mode == "replay" and value != "none":
+        raise pytest.UsageError(
+            f"--dumont-record-mode={value} needs a run that reaches an API: add --dumont-mode=emulator "
+            "(the bundled emulator, no key) or use --dumont-mode=record (real instances, needs VAST_API_KEY)"
+        )
+    return value

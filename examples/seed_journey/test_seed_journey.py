@@ -5,6 +5,14 @@ Run it against the bundled emulator (no key, no money):
 
     pytest examples/seed_journey --dumont-mode=emulator
 
+replay it from the repository's cassettes (no network, no waiting; what ``pytest`` alone does):
+
+    pytest examples/seed_journey
+
+record those cassettes again with the emulator's seed timeline:
+
+    pytest examples/seed_journey --dumont-mode=emulator --dumont-emulator-profile=seed --dumont-record-mode=rewrite
+
 or on a real Vast.ai machine (about half a US cent):
 
     VAST_API_KEY=... pytest examples/seed_journey -m real_gpu
@@ -14,17 +22,19 @@ Copy it into your own suite: ``vast_gpu`` and ``ssh_session`` come from the plug
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = pytest.mark.dumont_offer(gpu="RTX 4090", max_dph=0.50, min_disk=20, min_reliability=0.90)
 
 
-@pytest.fixture(scope="module")
-def stamp() -> int:
-    """One timestamp for the module, so the file the first test writes is the one the second reads."""
-    return int(time.time())
+@pytest.fixture
+def stamp(vast_gpu) -> int:
+    """One stamp per rented machine, so the file the first test writes is the one the second reads.
+
+    The instance id rather than the wall clock: the same in every test that shares the instance, and the same when
+    the journey replays from its cassettes.
+    """
+    return vast_gpu.id
 
 
 def test_instance_is_running_on_the_requested_gpu(vast_gpu):

@@ -177,7 +177,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client hung up (or was killed) before its answer: nothing to do
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 

@@ -21,6 +21,7 @@ class Faults:
     auth_status: int = 401  # status for a bad key: Vast has been seen answering 401, 403 and 404
     create_faults: list[str] = field(default_factory=list)  # consumed one per create, in order
     seed: int = 0  # seeds the random 429/5xx draws
+    destroy_delay: float = 0.0  # seconds a DELETE of an instance takes before it acts (a slow destroy)
 
     def __post_init__(self) -> None:
         for name in ("rate_429", "rate_5xx"):
@@ -32,6 +33,9 @@ class Faults:
         retry = self.retry_after
         if isinstance(retry, bool) or not isinstance(retry, (int, float)) or retry < 0:
             raise ValueError(f"retry_after must be a number of seconds >= 0, got {retry!r}")
+        delay = self.destroy_delay
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+            raise ValueError(f"destroy_delay must be a number of seconds >= 0, got {delay!r}")
         if self.auth_status not in AUTH_STATUSES:
             raise ValueError(f"auth_status must be one of {AUTH_STATUSES}, got {self.auth_status!r}")
         if not isinstance(self.create_faults, list):
@@ -61,6 +65,7 @@ class Faults:
             "auth_status": self.auth_status,
             "create_faults": list(self.create_faults),
             "seed": self.seed,
+            "destroy_delay": self.destroy_delay,
         }
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:

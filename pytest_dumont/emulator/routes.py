@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,6 +196,9 @@ class Routes:
 
     @route("DELETE", "/api/v0/instances/{id}/", instance_key_ok=True)
     def destroy(self, req: Request) -> Reply:
+        delay = self.world.faults.destroy_delay
+        if delay:
+            time.sleep(delay)  # the slow-destroy fault: this request's thread only, outside the world's lock
         self.world.destroy(req.params["id"])
         return ok()
 

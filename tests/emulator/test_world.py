@@ -270,7 +270,10 @@ def test_faults_are_validated_merged_and_seeded():
     merged = Faults(rate_429=0.25, seed=3).updated({"retry_after": 0, "create_faults": ["exits"]})
     assert merged.to_dict() == {
         "rate_429": 0.25, "rate_5xx": 0.0, "retry_after": 0, "auth_status": 401, "create_faults": ["exits"], "seed": 3,
+        "destroy_delay": 0.0,
     }  # fmt: skip
+    with pytest.raises(ValueError, match="destroy_delay"):
+        Faults(destroy_delay=-1)
     first, second = Faults(rate_429=0.3, rate_5xx=0.3, seed=9), Faults(rate_429=0.3, rate_5xx=0.3, seed=9)
     assert [first.roll() for _ in range(20)] == [second.roll() for _ in range(20)]
     rolls = {Faults(rate_429=0.5, rate_5xx=0.5, seed=s).roll() for s in range(40)}

@@ -5,7 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("fabric", "paramiko", "invoke", "asyncssh", "vcr", "pytest_dumont.emulator", "pytest_dumont.ssh")
+HEAVY = (
+    "fabric",
+    "paramiko",
+    "invoke",
+    "asyncssh",
+    "vcr",
+    "yaml",
+    "pytest_dumont.emulator",
+    "pytest_dumont.ssh",
+    "pytest_dumont.cassettes.http",
+)
 
 
 def test_importing_the_plugin_imports_nothing_heavy():
@@ -25,3 +35,22 @@ def test_a_replay_run_with_gpu_tests_imports_nothing_heavy(pytester):
     result = pytester.runpytest_subprocess("-s", "-p", "no:xdist", "-p", "no:benchmark")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.re_match_lines([r".*HEAVY=$"])
+
+
+REPORTING = ("pytest_dumont.reporting.", "pytest_dumont.timing")
+
+
+def test_a_run_without_gpu_tests_imports_and_builds_no_report(pytester):
+    pytester.makepyfile(f"""
+        import sys
+        def test_plain():
+            pass
+        def test_zz_report(request):
+            loaded = sorted(m for m in sys.modules if m.startswith({REPORTING!r}))
+            print("REPORTING=" + ",".join(loaded))
+    """)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", "--html=r.html", "--dumont-json=r.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines([r".*REPORTING=$"])
+    assert not (pytester.path / "r.json").exists()  # nothing to report: no file, no cost section
+    assert "pytest-dumont" not in result.stdout.str().split("REPORTING=")[1]

@@ -9,7 +9,7 @@ def test_markers_are_listed_with_one_useful_line(pytester: pytest.Pytester):
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.real_gpu: the test rents a Vast.ai GPU*select with -m real_gpu",
+            "@pytest.mark.real_gpu: the test rents a Vast.ai GPU*replays it from cassettes/*select with -m real_gpu",
             "@pytest.mark.dumont_offer(gpu=, max_dph=,*): offer filters and image for this test, class or module",
         ]
     )

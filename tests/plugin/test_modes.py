@@ -20,9 +20,9 @@ def test_plain_run_replays_and_skips_gpu_tests_without_a_cassette(pytester: pyte
     result.stdout.fnmatch_lines(
         [
             "*dumont: mode replay (default)*",
-            "*no cassette for test_plain_run*::test_gpu: "
-            "run it live with `VAST_API_KEY=... pytest -m real_gpu *::test_gpu`, or against "
-            "the bundled emulator with `pytest --dumont-mode=emulator *::test_gpu`*",
+            "*no cassette for test_plain_run*::test_gpu (*cassettes/test_plain_run*/test_gpu.ssh.yaml): record it "
+            "with `pytest --dumont-mode=emulator --dumont-record-mode=rewrite *::test_gpu` (the bundled emulator) or "
+            "`VAST_API_KEY=... pytest --dumont-mode=record *::test_gpu` (a real instance)*",
         ]
     )
 
@@ -117,9 +117,25 @@ def test_api_key_file_is_read_when_the_variable_is_unset(pytester: pytest.Pytest
     missing.stderr.fnmatch_lines(["*--dumont-api-key-file: cannot read /nonexistent/key*"])
 
 
-def test_record_mode_says_it_is_not_available_yet(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+def test_record_mode_is_live_and_rewrites_cassettes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("VAST_API_KEY", "k" * 20)
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest("--dumont-mode=record", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*dumont: mode record (command line)*"])
+
+
+def test_record_mode_without_a_key_is_a_usage_error(pytester: pytest.Pytester):
     pytester.makepyfile(GPU_TEST)
     result = pytester.runpytest("--dumont-mode=record")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--dumont-mode=record is not available yet*--dumont-mode=emulator*"])
+    result.stderr.fnmatch_lines(["*live mode needs a Vast.ai API key*[mode record from command line]*"])
+
+
+def test_recording_needs_a_run_that_reaches_an_api(pytester: pytest.Pytester):
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest("--dumont-record-mode=rewrite")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dumont-record-mode=rewrite needs a run that reaches an API*"])
+    bad = pytester.runpytest("--dumont-mode=emulator", "--dumont-record-mode=always")
+    bad.stderr.fnmatch_lines(["*--dumont-record-mode='always': must be one of none, new, rewrite*"])

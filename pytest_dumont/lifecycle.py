@@ -298,6 +298,7 @@ class Provisioner:
         """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""
         deadline = record.created_at + self.deadlines.boot
         last: Instance | None = None
+        not_running_seen_at = record.created_at  # the last poll that saw it not running yet
         for delay in self.deadlines.poll_delays():
             instance = self.client.show_instance(record.instance_id)
             now = self.clock.now()
@@ -309,8 +310,11 @@ class Provisioner:
                 )
             self._note_status(record, instance, now)
             last = instance
+            if instance.actual_status != "running":
+                not_running_seen_at = now
+            elif record.running_at is None:
+                record.running_at = running_since(instance, now, not_running_seen_at)
             if instance.is_running and instance.ssh_address() is not None:
-                record.running_at = now
                 return instance
             reason = instance.failure_reason()
             if reason is not None:
@@ -434,6 +438,16 @@ class Provisioner:
             outcome = "passed"
         finally:
             phases.append(PhaseTiming(name, started, self.clock.now() - started, outcome, instance_id))
+
+
+def running_since(instance: Instance, now: float, not_running_seen_at: float) -> float:
+    """When GPU billing began: ``now`` less the API's uptime, never before a poll that saw it not running.
+
+    Without it the estimate would start at the first poll that saw "running", up to one poll interval late.
+    """
+    if instance.uptime_seconds is None:
+        return now
+    return min(now, max(not_running_seen_at, now - instance.uptime_seconds))
 
 
 def _close_quietly(connection: Any) -> None:

@@ -125,6 +125,7 @@ class Instance:
     direct_ssh_port: int | None  # from ports["22/tcp"][0]["HostPort"], only while running
     machine_id: int | None
     start_date: float | None
+    uptime_seconds: float | None  # how long it has been running, from uptime_mins; None when not running
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -148,6 +149,7 @@ class Instance:
             direct_ssh_port=_direct_ssh_port(data.get("ports")),
             machine_id=_int(data["machine_id"]) if data.get("machine_id") is not None else None,
             start_date=_opt_float(data.get("start_date")),
+            uptime_seconds=_uptime_seconds(data.get("uptime_mins")),
             raw=dict(data),
         )
 
@@ -179,6 +181,11 @@ class Instance:
         if self.ssh_host and self.ssh_port:
             return self.ssh_host, self.ssh_port
         return None
+
+
+def _uptime_seconds(minutes: Any) -> float | None:
+    value = _opt_float(minutes)
+    return value * 60.0 if value is not None and value >= 0 else None
 
 
 def _direct_ssh_port(ports: Any) -> int | None:

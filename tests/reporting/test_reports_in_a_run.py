@@ -35,7 +35,7 @@ def test_the_json_report_has_phases_per_test_cost_and_matches_the_emulators_bill
 ):
     pytester.makepyfile(JOURNEY)
     summary = pytester.path / "step_summary.md"
-    args = inner_args(monkeypatch, vast_emulator, "--dumont-json=out/report.json", "--dumont-poll-max=0.01")
+    args = inner_args(monkeypatch, vast_emulator, "--dumont-json=out/report.json")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     result = pytester.runpytest(*args)
     result.assert_outcomes(passed=3)

@@ -54,3 +54,14 @@ def test_offer_storage_price_uses_a_30_day_month():
 def test_verified_falls_back_to_verification_text():
     assert Offer.from_api({"id": 1, "verified": None, "verification": "verified"}).verified
     assert not Offer.from_api({"id": 1, "verification": "unverified"}).verified
+
+
+def test_running_since_uses_the_apis_uptime_but_never_before_a_poll_that_saw_loading():
+    from pytest_dumont.lifecycle import running_since
+
+    running = Instance.from_api({"id": 1, "actual_status": "running", "uptime_mins": 0.5})
+    assert running.uptime_seconds == 30.0
+    assert running_since(running, now=100.0, not_running_seen_at=50.0) == 70.0
+    assert running_since(running, now=100.0, not_running_seen_at=90.0) == 90.0
+    unknown = Instance.from_api({"id": 1, "actual_status": "running", "uptime_mins": None})
+    assert running_since(unknown, now=100.0, not_running_seen_at=90.0) == 100.0

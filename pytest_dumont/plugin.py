@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont import budget, fixtures, markers, settings
+from pytest_dumont import budget, fixtures, markers, prewarm, settings, sharing
 from pytest_dumont.errors import MissingApiKey
 from pytest_dumont.reporting import PROPERTY, RUN_KEY
 from pytest_dumont.session import SESSION_KEY, SessionState
@@ -65,12 +65,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     markers.mark_gpu_items(items)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # An xdist controller in shared mode starts renting here, before xdist spawns the workers (its hook is trylast).
+    sharing.controller_start(session.config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(SESSION_KEY, None)
     if state is None:
         return None
     s = state.settings
-    return f"dumont: mode {s.mode} ({s.mode_source}), {s.filters.describe()}, session {state.session_id}"
+    lines = [f"dumont: mode {s.mode} ({s.mode_source}), {s.filters.describe()}, session {state.session_id}"]
+    xdist_line = sharing.header(config)
+    return [*lines, xdist_line] if xdist_line else lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -122,6 +133,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: send, never write
+        sharing.worker_finish(config, workeroutput)
         if state.ledger.records():
             from pytest_dumont.reporting.session_end import worker_finish
 
@@ -142,6 +154,9 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         node_down(node.config, output if "dumont_instances" in output else None, str(node.gateway.id))
 
 
+_BLANK_CELLS = tuple(f'<td class="col-{key}"></td>' for key, _ in HTML_COLUMNS)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_header(cells: list[str]) -> None:
     cells.extend(f'<th class="sortable" data-column-type="{key}">{title}</th>' for key, title in HTML_COLUMNS)
@@ -149,9 +164,11 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    data = next((value for key, value in getattr(report, "user_properties", ()) if key == PROPERTY), None)
+    data = None
+    if report.when == "call":  # the call report carries the test's numbers; setup and teardown rows stay blank
+        data = next((value for key, value in getattr(report, "user_properties", ()) if key == PROPERTY), None)
     if data is None:
-        cells.extend(f'<td class="col-{key}"></td>' for key, _ in HTML_COLUMNS)
+        cells.extend(_BLANK_CELLS)
         return
     from pytest_dumont.reporting.html import row_cells
 

@@ -46,7 +46,8 @@ def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, A
             for p in phases
         ],
         "timeline": [{"at": c.at, "status": c.status} for c in record.timeline] if provisioned else [],
-        "facts": dict(record.facts),
+        # The instance's GPU facts once, on the test that provisioned it; the summary has them for every instance.
+        "facts": dict(record.facts) if provisioned else {},
     }
 
 
@@ -65,7 +66,8 @@ def on_call_report(item: pytest.Item, report: pytest.TestReport) -> None:
     data = data_for_test(record, hold, now)
     item.user_properties.append((PROPERTY, data))
     report.user_properties = list(item.user_properties)
-    if getattr(item.config.option, "htmlpath", None):
+    # A test that only held the instance has its numbers in the row's cells; an extra is for phases and timelines.
+    if getattr(item.config.option, "htmlpath", None) and (data["phases"] or data["timeline"]):
         from pytest_html import extras  # type: ignore[import-untyped]
 
         from pytest_dumont.reporting.html import extra_for_test

@@ -1,0 +1,90 @@
+"""The lifecycle's vocabulary for everyone else: what it hands over (``ReadyInstance``) and whom it tells.
+
+``InstanceWatcher`` (the ledger file, the watchdog), ``SpendCap`` (the budget) and ``StatusListener`` (the status
+line) are attached to a ``Provisioner``; they live here so that they can be used without importing the lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from pytest_dumont.ledger import InstanceRecord, Ledger
+from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+
+if TYPE_CHECKING:
+    import fabric
+
+    from pytest_dumont.ssh import SSHTarget
+
+
+@dataclass(repr=False)
+class ReadyInstance:
+    """A running instance with SSH up: what the ``vast_gpu`` fixture hands to tests."""
+
+    record: InstanceRecord
+    target: SSHTarget
+    connection: fabric.Connection
+    instance_api_key: str | None = field(default=None)
+
+    @property
+    def id(self) -> int:
+        return self.record.instance_id
+
+    @property
+    def offer(self) -> Offer:
+        return self.record.offer
+
+    @property
+    def gpu_name(self) -> str:
+        return self.record.offer.gpu_name
+
+    @property
+    def dph_total(self) -> float:
+        return self.record.dph_total
+
+    @property
+    def label(self) -> str:
+        return self.record.label
+
+    @property
+    def ssh_host(self) -> str:
+        return self.target.host
+
+    @property
+    def ssh_port(self) -> int:
+        return self.target.port
+
+    @property
+    def timeline(self) -> list[StatusChange]:
+        return self.record.timeline
+
+    @property
+    def phases(self) -> list[PhaseTiming]:
+        return self.record.phases
+
+    def __repr__(self) -> str:
+        return f"ReadyInstance(id={self.id}, gpu={self.gpu_name!r}, ${self.dph_total:.4f}/h, ssh={self.target})"
+
+
+StatusListener = Callable[[int, str, float], None]
+
+
+class InstanceWatcher(Protocol):
+    """Told of every instance before its create and at its end: the ledger file and the watchdog are watchers."""
+
+    def expecting(self, label: str, offer: Offer) -> None:
+        """Before a create; raising here stops the create, so nothing is spent."""
+
+    def created(self, record: InstanceRecord) -> None:
+        """After a create; raising here destroys the new instance."""
+
+    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
+        """``outcome``: destroyed, teardown_failed, kept or nothing_rented. Must not raise."""
+
+
+class SpendCap(Protocol):
+    """Decides whether renting ``offer`` now keeps the session within its budget (``budget.Budget`` fits)."""
+
+    def refusal(self, offer: Offer, ledger: Ledger, now: float) -> str | None: ...

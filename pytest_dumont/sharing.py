@@ -1,0 +1,239 @@
+"""pytest-xdist: one instance for the whole run (``--dumont-xdist=shared``) or one per worker (``per-worker``).
+
+Shared mode keeps acquisition and teardown in the controller, the one process xdist never loses: workers can crash
+and their fixture teardown then never runs (pytest-xdist #537). The controller starts renting the session's default
+request at its ``pytest_sessionstart`` (before xdist spawns the workers, so the boot overlaps their start and their
+collection), passes a rendezvous directory and the API to each worker through ``workerinput``, and writes
+``ready.json`` (or ``failed.json``) there. A worker waits for that file at its first GPU test, opens its own SSH
+connection with the session key (same user, 0600 file) and never destroys. The controller destroys the instance at
+its ``pytest_sessionfinish``, which xdist runs only once every worker is down, finished or crashed: a crash never
+takes the instance from the others, and never leaks it. Cost is counted once, in the controller's ledger.
+
+Tests whose ``dumont_offer`` asks for something else than the session's defaults get instances of their worker's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Generator
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dumont.errors import DumontError, ProvisioningError
+from pytest_dumont.ledger import Hold, InstanceRecord
+from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
+from pytest_dumont.models import Offer
+from pytest_dumont.prewarm import BackgroundProvisioning
+from pytest_dumont.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
+from pytest_dumont.session import SESSION_KEY, get_state
+
+HOLDS_KEY = "dumont_shared_holds"  # workeroutput: which tests held the shared instance, and when
+
+
+def default_request(config: pytest.Config) -> ProvisionRequest:
+    settings = get_state(config).settings
+    return ProvisionRequest(filters=settings.filters, image=settings.image)
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class SharedInstance:
+    """Controller side: rents the run's instance in the background, tells the workers, destroys it at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.request = default_request(config)
+        self.directory = Path(tempfile.mkdtemp(prefix="dumont-shared-"))  # 0700: holds where the key is
+        self.holds: list[Hold] = []
+        self.instance_id: int | None = None
+        self._stack = ExitStack()
+        self._lock = threading.Lock()
+        self.api, self.pool = self._stack.enter_context(open_session(config))
+        self.background = BackgroundProvisioning(self.pool, self.request, "dumont-shared", self._provisioned)
+
+    def start(self) -> None:
+        self.background.start()
+
+    def _provisioned(self, ready: ReadyInstance | None, error: BaseException | None) -> None:
+        if ready is None:  # every worker's first GPU test raises this
+            _write_atomic(self.directory / "failed.json", {"error": f"{type(error).__name__}: {error}"})
+            return
+        record = ready.record
+        self.instance_id = record.instance_id
+        _write_atomic(
+            self.directory / "ready.json",
+            {
+                "instance_id": record.instance_id,
+                "label": record.label,
+                "offer": dict(record.offer.raw),
+                "disk_gb": record.disk_gb,
+                "host": ready.target.host,
+                "port": ready.target.port,
+                "key": str(self.pool.provisioner.ssh_key.private_path),
+                "public": self.pool.provisioner.ssh_key.public_openssh,
+            },
+        )
+
+    def workerinput(self) -> dict[str, Any]:
+        return {
+            "dir": str(self.directory),
+            "api_url": self.api.url,
+            "api_key": self.api.api_key,
+            "emulated": self.api.emulated,
+        }
+
+    def close(self) -> None:
+        """Cancel a provisioning in flight, destroy everything, stop the API. Idempotent."""
+        with self._lock:
+            stack, self._stack = self._stack, ExitStack()
+        self.background.cancel()  # an interrupted run does not wait for the boot; the provisioning destroys it
+        try:
+            stack.close()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT_KEY] = self.workerinput()
+
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        # A crashed worker sends nothing; its tests still ran on the instance, which the controller bills once.
+        # Times are CLOCK_MONOTONIC, one clock for every process of this machine.
+        for h in (getattr(node, "workeroutput", None) or {}).get(HOLDS_KEY, []):
+            self.holds.append(Hold(h["nodeid"], h["started"], h["ended"], h["waited"]))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        # Every worker is down by now. Destroy before plugin.py's sessionfinish writes the reports.
+        for ready in self.pool.instances():
+            if ready.record.instance_id == self.instance_id:
+                ready.record.holds.extend(sorted(self.holds, key=lambda h: h.started))
+                ready.record.tests.extend(h.nodeid for h in ready.record.holds)
+        with suppress(DumontError):  # a teardown failure is in the state's teardown_errors, shown in the summary
+            self.close()
+        return (yield)
+
+
+SHARED_KEY = pytest.StashKey[SharedInstance]()
+
+
+def controller_start(config: pytest.Config) -> SharedInstance | None:
+    """On an xdist controller in shared mode with a GPU-capable mode: start renting the run's one instance."""
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None or not is_xdist_controller(config) or SHARED_KEY in config.stash:
+        return None
+    settings = state.settings
+    if settings.xdist_mode != "shared" or settings.uses_cassettes:
+        return None
+    shared = SharedInstance(config)
+    config.stash[SHARED_KEY] = shared
+    config.pluginmanager.register(shared, "dumont-shared")
+    shared.start()
+    return shared
+
+
+@dataclass
+class WorkerShare:
+    """Worker side: this process's connection to the controller's instance, opened at its first GPU test."""
+
+    directory: Path
+    ready: ReadyInstance | None = None
+
+    def close(self) -> None:
+        if self.ready is not None:
+            with suppress(Exception):  # the controller may have destroyed it already
+                self.ready.connection.close()
+        (self.directory / f"known_hosts-{os.getpid()}").unlink(missing_ok=True)
+
+
+WORKER_KEY = pytest.StashKey[WorkerShare]()
+
+
+def worker_instance(config: pytest.Config, request: ProvisionRequest) -> ReadyInstance | None:
+    """The shared instance for ``request`` on a shared-mode worker; None when this test rents its own."""
+    data = getattr(config, "workerinput", {}).get(WORKERINPUT_KEY)
+    if data is None or request != default_request(config):
+        return None
+    share = config.stash.get(WORKER_KEY, None)
+    if share is None:
+        share = config.stash[WORKER_KEY] = WorkerShare(Path(data["dir"]))
+    if share.ready is None:
+        share.ready = _connect(config, share.directory)
+    return share.ready
+
+
+def _connect(config: pytest.Config, directory: Path) -> ReadyInstance:
+    from pytest_dumont.ssh import SSHTarget, wait_for_ssh
+    from pytest_dumont.sshkeys import SessionKey
+
+    state = get_state(config)
+    settings = state.settings
+    deadline = state.clock.now() + settings.boot_timeout + settings.ssh_timeout + 60.0
+    ready_file, failed_file = directory / "ready.json", directory / "failed.json"
+    while not ready_file.exists():
+        if failed_file.exists():
+            raise ProvisioningError(f"the run's shared instance failed: {json.loads(failed_file.read_text())['error']}")
+        if state.clock.now() >= deadline or not directory.exists():
+            raise ProvisioningError("the xdist controller never handed over the run's shared instance")
+        state.clock.sleep(0.02)  # polling a file the controller writes once; no API call is spent
+    data = json.loads(ready_file.read_text())
+    now = state.clock.now()
+    record = InstanceRecord(  # not in this worker's ledger: the controller owns, bills and destroys it
+        instance_id=data["instance_id"],
+        label=data["label"],
+        offer=Offer.from_api(data["offer"]),
+        disk_gb=data["disk_gb"],
+        search_started_at=now,
+        created_at=now,
+        ready_at=now,
+        ssh_address=(data["host"], data["port"]),
+    )
+    target = SSHTarget(host=data["host"], port=data["port"])
+    key = SessionKey(private_path=Path(data["key"]), public_openssh=data["public"])
+    connection, _ = wait_for_ssh(
+        target,
+        key,
+        directory / f"known_hosts-{os.getpid()}",
+        clock=state.clock,
+        deadline=state.clock.now() + settings.ssh_timeout,
+        instance_id=record.instance_id,
+    )
+    return ReadyInstance(record=record, target=target, connection=connection)
+
+
+def worker_finish(config: pytest.Config, workeroutput: dict[str, Any]) -> bool:
+    """Send the controller the tests that used its instance, close this worker's connection; whether any did."""
+    share = config.stash.get(WORKER_KEY, None)
+    if share is None:
+        return False
+    if share.ready is not None:
+        holds = share.ready.record.holds
+        workeroutput[HOLDS_KEY] = [
+            {"nodeid": h.nodeid, "started": h.started, "ended": h.ended, "waited": h.waited} for h in holds
+        ]
+    share.close()
+    return share.ready is not None
+
+
+def header(config: pytest.Config) -> str | None:
+    """The report header's xdist line: how many instances the run may hold, and what that costs per hour at most."""
+    state = config.stash.get(SESSION_KEY, None)
+    workers = getattr(config.option, "numprocesses", None)
+    if state is None or not is_xdist_controller(config) or not isinstance(workers, int) or workers < 1:
+        return None
+    settings = state.settings
+    cap = settings.filters.max_dph
+    if settings.xdist_mode == "shared" and not settings.uses_cassettes:
+        return f"dumont xdist: shared, 1 instance for {workers} workers (at most ${cap:.2f}/h)"
+    return f"dumont xdist: per-worker, {workers} workers x ${cap:.2f}/h = at most ${workers * cap:.2f}/h"

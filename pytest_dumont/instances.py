@@ -1,0 +1,83 @@
+"""Fresh instances a test rents for itself (failover needs two at once), behind the ``dumont_instance_factory`` fixture.
+
+``vast_gpu`` shares one instance per distinct request; a factory instance is never shared. Each one is provisioned by
+the session's ``Provisioner``, so it is in the session's ledger (the report shows it, the pool's close and every
+backstop destroy it), and the factory destroys its own instances when the test ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from pytest_dumont.errors import TeardownError
+from pytest_dumont.ledger import Hold
+from pytest_dumont.models import PhaseTiming
+
+if TYPE_CHECKING:
+    from pytest_dumont.clock import Clock
+    from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
+    from pytest_dumont.pool import InstancePool
+
+
+class InstanceFactory:
+    """Rents fresh instances for one test and destroys them at its end; each is timed and costed in the report."""
+
+    def __init__(self, pool: InstancePool, request: ProvisionRequest, clock: Clock, nodeid: str) -> None:
+        self.pool = pool
+        self.request = request
+        self.clock = clock
+        self.nodeid = nodeid
+        self.instances: list[ReadyInstance] = []
+        self._holds: list[Hold] = []
+
+    def __call__(self, request: ProvisionRequest | None = None) -> ReadyInstance:
+        """A new running instance with SSH up (the test's request unless ``request`` says otherwise)."""
+        from pytest_dumont.timing import gather_facts, time_commands
+
+        asked = self.clock.now()
+        ready = self.pool.provisioner.provision(request or self.request)
+        self.instances.append(ready)
+        ready.record.tests.append(self.nodeid)
+        hold = Hold(self.nodeid, self.clock.now(), waited=self.clock.now() - asked)
+        ready.record.holds.append(hold)
+        self._holds.append(hold)
+        gather_facts(ready.connection, ready.record)
+        time_commands(ready.connection, ready.record, self.clock)
+        return ready
+
+    @contextmanager
+    def phase(self, instance: ReadyInstance, name: str) -> Iterator[None]:
+        """Time a step of the test into ``instance``'s phase table (``dumont_phase`` only knows ``vast_gpu``)."""
+        started = self.clock.now()
+        outcome = "failed"
+        try:
+            yield
+            outcome = "passed"
+        finally:
+            duration = self.clock.now() - started
+            instance.record.phases.append(PhaseTiming(name, started, duration, outcome, instance.id, kind="user"))
+
+    def stop(self, instance: ReadyInstance) -> None:
+        """Stop (pause) ``instance``: GPU billing stops, its disk is kept, SSH closes. It is still destroyed later."""
+        instance.connection.close()
+        self.pool.provisioner.client.set_state(instance.id, "stopped")
+
+    def destroy(self, instance: ReadyInstance) -> None:
+        """Destroy ``instance`` now and confirm it is gone (idempotent)."""
+        self.pool.provisioner.destroy(instance.record, instance.connection)
+
+    def close(self) -> None:
+        """Destroy every instance this factory rented; raise one TeardownError naming any that could not be."""
+        now = self.clock.now()
+        for hold in self._holds:
+            hold.close(now)
+        errors: list[TeardownError] = []
+        for instance in self.instances:
+            try:
+                self.destroy(instance)
+            except TeardownError as exc:
+                errors.append(exc)
+        if errors:
+            raise TeardownError([i for e in errors for i in e.instance_ids], "; ".join(e.cause for e in errors))

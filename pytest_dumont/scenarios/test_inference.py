@@ -1,0 +1,40 @@
+"""Inference throughput (the seed's Ollama/Qwen test): start a model server on the instance, send prompts, report
+tokens per second and time to first token.
+
+Live: Ollama with ``qwen3:0.6b`` (it downloads Ollama and the model, so it needs the internet: not runnable offline).
+Against the emulator: a small token server doing real hashing work per token, same protocol, same meter.
+"""
+
+from __future__ import annotations
+
+from pytest_dumont.instances import InstanceFactory
+from pytest_dumont.resources import ApiEndpoint
+from pytest_dumont.scenarios.conftest import Figures
+from pytest_dumont.scenarios.throughput import OLLAMA_QWEN, local_token_server, measure_throughput
+
+PROMPTS = [
+    "Why is the sky blue? Answer in one sentence.",
+    "Write a haiku about GPUs.",
+    "What is 17 times 23?",
+]
+
+
+def test_inference_throughput(
+    dumont_instance_factory: InstanceFactory, dumont_api: ApiEndpoint, scenario_figures: Figures
+) -> None:
+    factory = dumont_instance_factory
+    gpu = factory()
+    server = local_token_server() if dumont_api.emulated else OLLAMA_QWEN
+    max_tokens = 32 if dumont_api.emulated else 128
+    with factory.phase(gpu, f"inference ({server.name})"):
+        result = measure_throughput(gpu.connection, server, PROMPTS, max_tokens=max_tokens, clock=factory.clock)
+
+    assert len(result.prompts) == len(PROMPTS)
+    assert all(p.tokens > 1 for p in result.prompts)
+    if dumont_api.emulated:  # the stand-in answers exactly num_predict tokens
+        assert result.tokens == len(PROMPTS) * max_tokens
+    assert result.tokens_per_s > 0 and result.ttft_s > 0
+
+    scenario_figures(f"model {result.model}", result.tokens, "tokens")
+    scenario_figures("tokens per second", result.tokens_per_s, "tok/s")
+    scenario_figures("time to first token (median)", result.ttft_s, "s")

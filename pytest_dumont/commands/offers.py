@@ -1,0 +1,180 @@
+"""``dumont offers``: what the configured filters would rent now, cheapest first, with a projected suite cost.
+
+It takes the plugin's own flags (``--dumont-gpu``, ``--dumont-max-dph``...), parsed by the same functions with the
+same defaults and environment variables (``settings.OPTIONS``), and searches as the Provisioner does
+(``vast.offers.find_offers``), so what it lists is what a session would try, in that order. Ini files are not read:
+this is not a pytest run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+NAME = "offers"
+HELP = "list the offers the plugin's filters would rent now, cheapest first, with $/h and a projected suite cost"
+
+# the plugin's options this command takes, by OptionSpec name
+FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk", "api-url", "api-key-file")
+
+
+def _typed(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The plugin's parser as an argparse type: the same message the plugin gives, as a usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag}={text!r}: {exc}") from None
+
+    convert.__name__ = flag  # argparse names the type in its message
+    return convert
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pytest_dumont.settings import OPTIONS_BY_NAME
+
+    for name in FILTER_OPTIONS:
+        spec = OPTIONS_BY_NAME[name]
+        env = f" [env {spec.env}]" if spec.env else ""
+        parser.add_argument(
+            spec.flag,
+            dest=spec.dest,
+            type=_typed(spec.flag, spec.parse),
+            default=None,
+            metavar=spec.metavar,
+            help=f"{spec.help} (default: {spec.default or 'none'}){env}",
+        )
+    parser.add_argument(
+        "--minutes", type=_typed("--minutes", _positive), default=10.0, help="expected suite runtime (default: 10)"
+    )
+    parser.add_argument("--limit", type=_typed("--limit", _count), default=10, help="offers shown (default: 10)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _resolved(args: argparse.Namespace, name: str, environ: Mapping[str, str]) -> Any:
+    """A flag's value, else its environment variable, else the plugin's default (CLI > env > default)."""
+    from pytest_dumont.settings import OPTIONS_BY_NAME
+
+    spec = OPTIONS_BY_NAME[name]
+    value = getattr(args, spec.dest)
+    if value is not None:
+        return value
+    text = environ.get(spec.env, "") if spec.env else ""
+    if text:
+        try:
+            return spec.parse(text)
+        except ValueError as exc:
+            raise _Usage(f"${spec.env}={text!r}: {exc}") from None
+    return spec.parse(spec.default) if spec.default else None
+
+
+class _Usage(Exception):
+    """A bad value outside argparse's reach (the environment, the key file): exit 2."""
+
+
+def projection(offer: Any, disk_gb: float, minutes: float) -> dict[str, float]:
+    """What ``minutes`` on ``offer`` costs: the simple figure and the billed estimate's GPU + storage split."""
+    hours = minutes / 60.0
+    gpu = offer.dph_base * hours
+    storage = offer.storage_dph(disk_gb) * hours
+    return {"simple_usd": offer.dph_total * hours, "gpu_usd": gpu, "storage_usd": storage, "billed_usd": gpu + storage}
+
+
+def offer_row(offer: Any, disk_gb: float, minutes: float) -> dict[str, Any]:
+    return {
+        "id": offer.id,
+        "gpu_name": offer.gpu_name,
+        "num_gpus": offer.num_gpus,
+        "dph_total": offer.dph_total,
+        "dph_base": offer.dph_base,
+        "storage_dph": offer.storage_dph(disk_gb),
+        "geolocation": offer.geolocation,
+        "reliability": offer.reliability,
+        "disk_space": offer.disk_space,
+        "verified": offer.verified,
+        "machine_id": offer.machine_id,
+        "projected": projection(offer, disk_gb, minutes),
+    }
+
+
+def table(rows: list[dict[str, Any]], minutes: float) -> list[str]:
+    head = f"{'offer':>10}  {'GPU':<16} {'$/h':>8}  {'region':<24} {'reliab.':>7} {'disk GB':>8}  {minutes:g} min"
+    lines = [head]
+    for r in rows:
+        gpu = f"{r['num_gpus']}x {r['gpu_name']}"
+        p = r["projected"]
+        lines.append(
+            f"{r['id']:>10}  {gpu:<16} {r['dph_total']:>8.4f}  {(r['geolocation'] or 'unknown')[:24]:<24} "
+            f"{r['reliability']:>7.3f} {r['disk_space']:>8g}  ${p['simple_usd']:.4f} "
+            f"(billed est. ${p['billed_usd']:.4f}: GPU ${p['gpu_usd']:.4f} + storage ${p['storage_usd']:.4f})"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from pytest_dumont.commands._progress import waiting
+    from pytest_dumont.errors import DumontError, MissingApiKey
+    from pytest_dumont.settings import read_api_key
+    from pytest_dumont.vast.client import VastClient
+    from pytest_dumont.vast.offers import OfferFilters, find_offers
+
+    try:
+        values = {name: _resolved(args, name, os.environ) for name in FILTER_OPTIONS}
+        key = read_api_key(values["api-key-file"], os.environ)
+    except (_Usage, pytest.UsageError) as exc:
+        print(f"dumont offers: {exc}", file=sys.stderr)
+        return 2
+    if key is None:
+        print(f"dumont offers: {MissingApiKey().message}", file=sys.stderr)
+        return 2
+    filters = OfferFilters(
+        gpu_names=values["gpu"],
+        max_dph=values["max-dph"],
+        min_disk_gb=values["min-disk"],
+        min_reliability=values["min-reliability"],
+        disk_gb=values["disk"],
+    )
+    client = VastClient(values["api-url"], key.reveal())
+    error: DumontError | None = None
+    offers: list[Any] = []
+    try:
+        with waiting(f"searching offers for {filters.describe()}"):
+            offers = find_offers(client, filters)
+    except DumontError as exc:
+        error = exc
+    finally:
+        client.close()
+    rows = [offer_row(o, filters.disk_gb, args.minutes) for o in offers[: args.limit]]
+    if args.json:
+        doc = {"filters": filters.describe(), "minutes": args.minutes, "matching": len(offers), "offers": rows}
+        if error is not None:
+            doc["error"] = error.message
+        print(json.dumps(doc, indent=2))
+    elif error is None:
+        print("\n".join(table(rows, args.minutes)))
+        print(f"{len(offers)} offer(s) match {filters.describe()}; a session rents the first that boots")
+    if error is not None:
+        print(f"dumont offers: {error.message}", file=sys.stderr)
+        return 1  # no offer matches, the key was refused, the API kept failing: all found, none usage
+    return 0

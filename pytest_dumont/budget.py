@@ -202,6 +202,7 @@ class SessionGuard:
     interrupter: MainThreadInterrupter
     keep_on_failure: bool
     warnings: list[str] = field(default_factory=list)
+    kept_note: str = ""  # what happens to a kept instance later (the dead-man switch stays armed)
 
     def overtime(self, instance: Any, message: str) -> None:
         """On the meter's thread: destroy first (money), then stop the test."""
@@ -257,7 +258,7 @@ def pytest_runtest_makereport(
             f"KEPT instance {instance.id} ({instance.label}, ${instance.dph_total:.4f}/h) after {item.nodeid} "
             "failed: IT IS STILL BILLING. The session key is gone: attach yours with "
             f'`vastai attach ssh {instance.id} "$(cat ~/.ssh/id_ed25519.pub)"`; destroy it with '
-            f"`vastai destroy instance {instance.id}` or `dumont reap --include-kept`"
+            f"`vastai destroy instance {instance.id}` or `dumont reap --include-kept`{guard.kept_note}"
         )
     return report
 

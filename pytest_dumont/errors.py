@@ -25,6 +25,10 @@ API's own message is passed through ``redact`` before it is kept.
     ├── TestTimeExceeded              a test ran past --dumont-max-minutes: stopped, its instance destroyed
     ├── WatchdogError                 the watchdog process did not confirm its start or a registration
     ├── LedgerFileError               the ledger of live instances is corrupt or locked: it was left untouched
+    ├── SnapshotError                 a snapshot, restore or snapshot store failed; names the file or setting
+    │   ├── SnapshotMismatch          a restored file is missing or its MD5 differs from the manifest
+    │   ├── RestoreFailed             extracting a snapshot on the instance failed (a full disk, a bad path)
+    │   └── SnapshotStoreError        the store refused (bad credentials, no such bucket or snapshot)
     └── TeardownError                 an instance could not be confirmed destroyed: go and look
 """
 
@@ -243,6 +247,29 @@ class LedgerFileError(DumontError):
     """The ledger file of live instances is corrupt or locked; it is never overwritten or dropped."""
 
 
+class SnapshotError(DumontError):
+    """A snapshot could not be taken, stored, restored or verified; the message names the file or setting."""
+
+
+class SnapshotMismatch(SnapshotError):
+    """A restored file is missing or its MD5 is not the manifest's: the snapshot did not survive the trip."""
+
+    def __init__(self, path: str, expected: str, found: str | None, snapshot: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.found = found
+        what = "is missing" if found is None else f"has MD5 {found}, the manifest says {expected}"
+        super().__init__(f"restored file {path} {what} (snapshot {snapshot})")
+
+
+class RestoreFailed(SnapshotError):
+    """Extracting a snapshot on the instance failed (a full disk, a read-only or missing path)."""
+
+
+class SnapshotStoreError(SnapshotError):
+    """The store refused (bad credentials, no such bucket or snapshot); names the setting, never the secret."""
+
+
 class TeardownError(DumontError):
     """An instance could not be confirmed destroyed. It may still be billing: check the console."""
 
@@ -253,5 +280,5 @@ class TeardownError(DumontError):
         what = f"instance(s) {ids} were destroyed" if ids else "every instance was destroyed"
         super().__init__(
             f"could not confirm that {what} ({cause}); they may still be billing: destroy them with "
-            "`vastai destroy instance <id>` or in the console"
+            "`dumont reap` (the ledger file lists them), `vastai destroy instance <id>` or in the console"
         )

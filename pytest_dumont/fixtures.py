@@ -5,40 +5,27 @@ test pays nothing for it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_dumont import prewarm, sharing
 from pytest_dumont.cassettes import cassette_session
-from pytest_dumont.errors import TeardownError
 from pytest_dumont.ledger import Hold
-from pytest_dumont.lifecycle import Deadlines, Provisioner, ReadyInstance
+from pytest_dumont.lifecycle import ReadyInstance
 from pytest_dumont.markers import provision_request
 from pytest_dumont.models import PhaseTiming
 from pytest_dumont.pool import InstancePool
-from pytest_dumont.session import SessionState, get_state
+from pytest_dumont.resources import ApiEndpoint, open_api, open_pool
+from pytest_dumont.session import get_state
 from pytest_dumont.settings import Settings
 
 if TYPE_CHECKING:
     import fabric
 
-
-@dataclass(frozen=True, repr=False)
-class ApiEndpoint:
-    """Where the session's Vast.ai API calls go, and with which key."""
-
-    url: str
-    api_key: str | None
-    emulated: bool
-
-    def __repr__(self) -> str:
-        return f"ApiEndpoint(url={self.url!r}, emulated={self.emulated})"
+    from pytest_dumont.instances import InstanceFactory
 
 
 def replay_skip_reason(nodeid: str) -> str:
@@ -58,71 +45,26 @@ def dumont_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
     """The Vast.ai API of this session: the real one, or the bundled emulator started for the session."""
-    state = get_state(pytestconfig)
-    settings = state.settings
-    # Replay answers from cassettes: it never needs the key, so it never holds it.
-    key = settings.api_key.reveal() if settings.api_key and settings.mode != "replay" else None
-    if settings.mode != "emulator" or settings.api_url_explicit:
-        yield ApiEndpoint(settings.api_url, key, emulated=settings.mode == "emulator")
+    warm = prewarm.prewarmed(pytestconfig)
+    if warm is not None:  # opened at collection end; closed with the pool
+        yield warm.api
         return
-    from pytest_dumont.emulator import Emulator  # only emulator mode pays for it
-
-    emulator = Emulator(profile=settings.emulator_profile, time_factor=settings.emulator_time_factor)
-    emulator.start()
-    try:
-        yield ApiEndpoint(emulator.url, emulator.api_key, emulated=True)
-    finally:
-        emulator.stop()
+    with open_api(pytestconfig) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")
 def dumont_pool(pytestconfig: pytest.Config, dumont_api: ApiEndpoint) -> Iterator[InstancePool]:
     """Rents the session's instances on first use and destroys every one of them at the end, whatever happened."""
-    from pytest_dumont.backstops import SignalGuard
-    from pytest_dumont.safety import arm as arm_safety
-    from pytest_dumont.sshkeys import SessionKey
-    from pytest_dumont.vast.client import VastClient
-
-    state = get_state(pytestconfig)
-    settings = state.settings
-    private_dir = Path(tempfile.mkdtemp(prefix=f"dumont-{state.session_id}-"))  # 0700, removed at the end
-    cassettes = cassette_session(pytestconfig)  # replayed or recorded provisioning goes through its cassette
-    client = VastClient(dumont_api.url, dumont_api.api_key, **(cassettes.client_options() if cassettes else {}))
-    key = SessionKey.generate(private_dir / "key", comment=f"dumont-{state.session_id}")
-    make_provisioner = cassettes.make_provisioner if cassettes else Provisioner
-    provisioner = make_provisioner(
-        client,
-        clock=state.clock,
-        ledger=state.ledger,
-        session_id=state.session_id,
-        ssh_key=key,
-        known_hosts=private_dir / "known_hosts",
-        deadlines=Deadlines(boot=settings.boot_timeout, ssh=settings.ssh_timeout, poll_max=settings.poll_max),
-        offer_attempts=settings.offer_attempts,
-    )
-    pool = InstancePool(provisioner)
-    safety = arm_safety(pytestconfig, pool, dumont_api.url, dumont_api.api_key)  # ledger, watchdog, budget
-    guard = SignalGuard(cleanup=lambda: _close_pool(pool, state))
-    guard.arm()
+    warm = prewarm.prewarmed(pytestconfig)
+    if warm is None:
+        with open_pool(pytestconfig, dumont_api) as pool:
+            yield pool
+        return
     try:
-        yield pool
+        yield warm.pool
     finally:
-        try:
-            guard.run_cleanup()
-        finally:
-            safety.close()
-            guard.disarm()
-            client.close()
-            key.remove()
-            shutil.rmtree(private_dir, ignore_errors=True)
-
-
-def _close_pool(pool: InstancePool, state: SessionState) -> None:
-    try:
-        pool.close()
-    except TeardownError as exc:
-        state.teardown_errors.append(exc.message)
-        raise
+        warm.close()
 
 
 @pytest.fixture
@@ -135,16 +77,24 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     cassettes = cassette_session(request.config)
     if dumont_settings.mode == "replay" and (cassettes is None or not cassettes.has_cassette(request.node)):
         pytest.skip(cassettes.skip_reason(request.node) if cassettes else replay_skip_reason(request.node.nodeid))
-    pool: InstancePool = request.getfixturevalue("dumont_pool")
     clock = get_state(request.config).clock
+    wanted = provision_request(request.node, dumont_settings)
     asked = clock.now()
-    instance = pool.acquire(provision_request(request.node, dumont_settings))
+    instance = sharing.worker_instance(request.config, wanted)  # xdist shared mode: the controller's instance
+    if instance is None:
+        pool: InstancePool = request.getfixturevalue("dumont_pool")
+        asked = clock.now()
+        warm = prewarm.prewarmed(request.config)
+        if warm is not None:
+            warm.join(wanted)  # only what is left of the boot; a background failure is raised here
+        instance = pool.acquire(wanted)
     instance.record.tests.append(request.node.nodeid)
     if cassettes is not None:
         cassettes.attach(request, instance)  # this test's SSH transcript, replayed or recorded
     # The test holds the instance from hand-over to its teardown: the report apportions the cost by these holds.
-    # It waited for provisioning only if its ask started the search (a shared instance's later tests did not wait).
-    waited = clock.now() - asked if instance.record.search_started_at >= asked else 0.0
+    # It waited for provisioning if its ask started the search, or (prewarmed) for what was left of it.
+    ready_at = instance.record.ready_at if instance.record.ready_at is not None else clock.now()
+    waited = clock.now() - asked if instance.record.search_started_at >= asked else max(0.0, ready_at - asked)
     hold = Hold(request.node.nodeid, clock.now(), waited=waited)
     instance.record.holds.append(hold)
     try:
@@ -163,6 +113,29 @@ def ssh_session(request: pytest.FixtureRequest, vast_gpu: ReadyInstance) -> fabr
 
     gather_facts(vast_gpu.connection, vast_gpu.record)
     return time_commands(vast_gpu.connection, vast_gpu.record, get_state(request.config).clock)
+
+
+@pytest.fixture
+def dumont_instance_factory(request: pytest.FixtureRequest, dumont_settings: Settings) -> Iterator[InstanceFactory]:
+    """Fresh instances of the test's own, never shared (failover needs two at once); destroyed when the test ends.
+
+    ``factory()`` rents one (the test's ``dumont_offer`` request), ``factory.stop(i)`` pauses it,
+    ``factory.destroy(i)`` destroys it now, ``with factory.phase(i, "restore"):`` times a step into the report.
+    """
+    from pytest_dumont.instances import InstanceFactory as Factory
+
+    if dumont_settings.mode == "replay":
+        pytest.skip(
+            "dumont_instance_factory does not replay from cassettes yet: run with --dumont-mode=emulator, "
+            "or live with -m real_gpu"
+        )
+    pool: InstancePool = request.getfixturevalue("dumont_pool")
+    request_ = provision_request(request.node, dumont_settings)
+    factory = Factory(pool, request_, get_state(request.config).clock, request.node.nodeid)
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ paid instances.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.clock import Clock
+from pytest_dumont.deadman import DeadmanSwitch
 from pytest_dumont.errors import (
     BudgetExceeded,
     DumontError,
@@ -31,10 +32,15 @@ from pytest_dumont.errors import (
     VastConnectionError,
     redact,
 )
+from pytest_dumont.failed_machines import FailedMachines
 from pytest_dumont.ledger import InstanceRecord, Ledger
+from pytest_dumont.lifecycle_api import InstanceWatcher as InstanceWatcher
+from pytest_dumont.lifecycle_api import ReadyInstance as ReadyInstance
+from pytest_dumont.lifecycle_api import SpendCap as SpendCap
+from pytest_dumont.lifecycle_api import StatusListener as StatusListener
 from pytest_dumont.models import Instance, Offer, PhaseTiming, StatusChange
 from pytest_dumont.vast.client import CreateRequest, VastClient
-from pytest_dumont.vast.offers import OfferFilters
+from pytest_dumont.vast.offers import OfferFilters, find_offers
 
 if TYPE_CHECKING:
     import fabric
@@ -72,77 +78,6 @@ class Deadlines:
             delay = min(delay * self.poll_factor, self.poll_max)
 
 
-@dataclass(repr=False)
-class ReadyInstance:
-    """A running instance with SSH up: what the ``vast_gpu`` fixture hands to tests."""
-
-    record: InstanceRecord
-    target: SSHTarget
-    connection: fabric.Connection
-    instance_api_key: str | None = field(default=None)
-
-    @property
-    def id(self) -> int:
-        return self.record.instance_id
-
-    @property
-    def offer(self) -> Offer:
-        return self.record.offer
-
-    @property
-    def gpu_name(self) -> str:
-        return self.record.offer.gpu_name
-
-    @property
-    def dph_total(self) -> float:
-        return self.record.dph_total
-
-    @property
-    def label(self) -> str:
-        return self.record.label
-
-    @property
-    def ssh_host(self) -> str:
-        return self.target.host
-
-    @property
-    def ssh_port(self) -> int:
-        return self.target.port
-
-    @property
-    def timeline(self) -> list[StatusChange]:
-        return self.record.timeline
-
-    @property
-    def phases(self) -> list[PhaseTiming]:
-        return self.record.phases
-
-    def __repr__(self) -> str:
-        return f"ReadyInstance(id={self.id}, gpu={self.gpu_name!r}, ${self.dph_total:.4f}/h, ssh={self.target})"
-
-
-StatusListener = Callable[[int, str, float], None]
-
-
-class InstanceWatcher(Protocol):
-    """Told of every instance before its create and at its end: the ledger file and the watchdog are watchers."""
-
-    def expecting(self, label: str, offer: Offer) -> None:
-        """Before a create; raising here stops the create, so nothing is spent."""
-
-    def created(self, record: InstanceRecord) -> None:
-        """After a create; raising here destroys the new instance."""
-
-    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
-        """``outcome``: destroyed, teardown_failed, kept or nothing_rented. Must not raise."""
-
-
-class SpendCap(Protocol):
-    """Decides whether renting ``offer`` now keeps the session within its budget (``budget.Budget`` fits)."""
-
-    def refusal(self, offer: Offer, ledger: Ledger, now: float) -> str | None: ...
-
-
 class Provisioner:
     """Rents instances for one session and destroys them; records everything in the session's ``Ledger``."""
 
@@ -170,9 +105,10 @@ class Provisioner:
         self.deadlines = deadlines or Deadlines()
         self.offer_attempts = offer_attempts
         self.on_status = on_status
-        self.failed_machines: set[int] = set()
+        self.failed_machines = FailedMachines()  # safety.arm swaps in one that remembers across sessions
         self.watchers: list[InstanceWatcher] = list(watchers or [])
         self.budget = budget
+        self.deadman: DeadmanSwitch | None = None  # set by safety.arm: every create carries the switch
         self.kept: set[int] = set()  # --dumont-keep-on-failure: left running on purpose, never swept
         self.creates_attempted = 0
         self._labels = itertools.count(1)
@@ -207,7 +143,7 @@ class Provisioner:
                 # A 5xx or lost answer on create was swept by label already: the next offer is a fresh start.
                 failures.append(exc)
                 if offer.machine_id is not None and isinstance(exc, ProvisioningError):
-                    self.failed_machines.add(offer.machine_id)
+                    self.failed_machines.add(offer.machine_id, exc.message)
         if refusals and not failures:
             raise BudgetExceeded(f"no offer fits the budget; the cheapest: {refusals[0]}")
         if not failures:
@@ -215,17 +151,7 @@ class Provisioner:
         raise OffersExhausted(failures)
 
     def _search(self, filters: OfferFilters) -> list[Offer]:
-        offers = [o for o in self.client.search_offers(filters.query()) if filters.matches(o)]
-        # GPU types in the order the user preferred them, then cheapest first, then the more reliable host.
-        offers.sort(key=lambda o: (filters.preference(o), o.dph_total, -o.reliability))
-        if offers:
-            return offers
-        candidates = self.client.search_offers(filters.relaxed_query())
-        candidates = [o for o in candidates if not {"gpu"} & set(filters.rejections(o))]
-        on_offer: list[str] = []
-        if not candidates:
-            on_offer = [o.gpu_name for o in self.client.search_offers({"rentable": {"eq": True}, "limit": 64})]
-        raise NoMatchingOffer(filters.describe(), filters.explain(candidates, on_offer))
+        return find_offers(self.client, filters)
 
     def _provision_offer(
         self, offer: Offer, request: ProvisionRequest, search_started: float, phases: list[PhaseTiming]
@@ -235,8 +161,8 @@ class Provisioner:
             image=request.image,
             disk_gb=request.filters.disk_gb,
             label=label,
-            onstart=request.onstart,
-            env=dict(request.env),
+            onstart=self.deadman.onstart(request.onstart) if self.deadman else request.onstart,
+            env={**dict(request.env), **(self.deadman.env() if self.deadman else {})},
         )
         for watcher in self.watchers:
             watcher.expecting(label, offer)
@@ -272,7 +198,7 @@ class Provisioner:
             raise
 
     def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
-        from pytest_dumont.ssh import SSHTarget, wait_for_ssh  # fabric is imported only when a GPU is used
+        from pytest_dumont.ssh import SSHTarget  # fabric is imported only when a GPU is used
 
         self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
         with self._timed(record.phases, "wait_running", record.instance_id):
@@ -282,17 +208,24 @@ class Provisioner:
         target = SSHTarget(host=address[0], port=address[1])
         record.ssh_address = address
         with self._timed(record.phases, "wait_ssh", record.instance_id):
-            connection, _attempts = wait_for_ssh(
-                target,
-                self.ssh_key,
-                self.known_hosts,
-                clock=self.clock,
-                deadline=self.clock.now() + self.deadlines.ssh,
-                instance_id=record.instance_id,
-                max_delay=self.deadlines.ssh_retry_max,
-            )
+            connection = self._connect_ssh(target, record)
         record.ready_at = self.clock.now()
         return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
+
+    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> fabric.Connection:
+        """Wait until SSH answers and return the connection (a replaying provisioner answers from its cassette)."""
+        from pytest_dumont.ssh import wait_for_ssh  # fabric is imported only when a GPU is used
+
+        connection, _attempts = wait_for_ssh(
+            target,
+            self.ssh_key,
+            self.known_hosts,
+            clock=self.clock,
+            deadline=self.clock.now() + self.deadlines.ssh,
+            instance_id=record.instance_id,
+            max_delay=self.deadlines.ssh_retry_max,
+        )
+        return connection
 
     def _wait_running(self, record: InstanceRecord) -> Instance:
         """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""

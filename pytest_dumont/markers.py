@@ -25,7 +25,7 @@ from pytest_dumont.settings import (
     parse_text,
 )
 
-GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
+GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session", "dumont_instance_factory"})
 
 MARKERS = {
     "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); a plain "

@@ -57,6 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
     config.pluginmanager.register(budget, "dumont-budget")  # max-minutes, keep-on-failure, budget warnings
+    if resolved.check_secrets:
+        from pytest_dumont import secret_check
+
+        config.pluginmanager.register(secret_check, "dumont-secret-check")
+    if resolved.webhook_url:
+        from pytest_dumont import webhook
+
+        webhook.register(config, resolved.webhook_url, state.session_id)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -133,8 +141,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: send, never write
-        sharing.worker_finish(config, workeroutput)
-        if state.ledger.records():
+        used_shared = sharing.worker_finish(config, workeroutput)  # the controller bills it; outcomes go too
+        if state.ledger.records() or used_shared:
             from pytest_dumont.reporting.session_end import worker_finish
 
             worker_finish(config, workeroutput)

@@ -38,6 +38,17 @@ class InstancePool:
             self._ready[request] = ready
             return ready
 
+    def adopt(self, request: ProvisionRequest, outcome: ReadyInstance | DumontError) -> None:
+        """Take what a background thread provisioned (or why it failed) for ``request``, as if ``acquire`` had.
+
+        Prewarming provisions outside the pool's lock, so that an interrupted session can close the pool at once.
+        """
+        with self._lock:
+            if isinstance(outcome, DumontError):
+                self._failed.setdefault(request, outcome)
+            else:
+                self._ready.setdefault(request, outcome)
+
     def instances(self) -> list[ReadyInstance]:
         with self._lock:
             return list(self._ready.values())
@@ -75,5 +86,5 @@ class InstancePool:
                 TeardownError([], f"the final sweep by label {self.provisioner.label_prefix}-* failed: {exc}")
             )
         if errors:
-            ids = [i for e in errors for i in e.instance_ids]
-            raise TeardownError(ids, "; ".join(e.message for e in errors))
+            ids = list(dict.fromkeys(i for e in errors for i in e.instance_ids))
+            raise TeardownError(ids, "; ".join(dict.fromkeys(e.cause for e in errors)))

@@ -7,13 +7,15 @@ the meter but no ledger file and no watchdog; a real API (or an emulator at an e
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from pytest_dumont.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
+from pytest_dumont.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.errors import DumontError
+from pytest_dumont.failed_machines import FILE_NAME, FailedMachines
 from pytest_dumont.pool import InstancePool
 from pytest_dumont.reaper import LedgerFile, LedgerWatcher, default_state_dir, reap
 from pytest_dumont.session import get_state
@@ -31,10 +33,15 @@ class SessionSafety:
     guard: SessionGuard
     watchdog: WatchdogWatcher | None = None
     ledger: LedgerWatcher | None = None
+    renewer: Renewer | None = None
+    failed_machines: FailedMachines | None = None
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop the meter, then tell the watchdog goodbye (it destroys whatever is still registered)."""
+        """Stop the meter and the renewer, then tell the watchdog goodbye (it destroys whatever is still registered)."""
+        if self.renewer is not None:
+            self.renewer.stop()
+            self.guard.warnings.extend(dict.fromkeys(self.renewer.problems))  # each distinct problem once
         self.guard.meter.stop()
         self.guard.interrupter.uninstall()
         if self.watchdog is not None:
@@ -44,6 +51,8 @@ class SessionSafety:
                 self.guard.warnings.append(f"watchdog: {exc.message}")
         if self.ledger is not None:
             self.guard.warnings.extend(f"ledger file: {p}" for p in self.ledger.problems)
+        if self.failed_machines is not None:
+            self.guard.warnings.extend(self.failed_machines.problems)
 
 
 def ledger_file(config: pytest.Config) -> LedgerFile:
@@ -79,10 +88,18 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     guard.meter.start()
     config.stash[GUARD_KEY] = guard
     safety = SessionSafety(guard)
+    if settings.mode != "replay":  # --dumont-api-retry-seconds; replay keeps its virtual-clock policy
+        provisioner.client.policy = replace(provisioner.client.policy, total_seconds=settings.api_retry_s)
+    if settings.deadman_ttl_min > 0 and settings.mode != "replay":
+        safety.renewer = _arm_deadman(pool, guard, DeadmanSwitch(settings.deadman_ttl_min * 60.0, api_url))
     in_process_emulator = settings.mode == "emulator" and not settings.api_url_explicit
     if in_process_emulator or settings.mode == "replay":  # replay rents nothing: no ledger entry, no watchdog
         return safety
     ledger = ledger_file(config)
+    safety.failed_machines = _remember_failed_machines(
+        ledger.path.parent / FILE_NAME, api_url, settings.avoid_failed_hours
+    )
+    provisioner.failed_machines = safety.failed_machines
     safety.ledger = LedgerWatcher(ledger, state.session_id, api_url)
     state_dir = ledger.path.parent
     safety.watchdog = WatchdogWatcher(
@@ -92,11 +109,38 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
             label_prefix=provisioner.label_prefix,
             ledger_path=ledger.path,
             log_path=state_dir / f"watchdog-{state.session_id}.log",
+            retry_s=settings.api_retry_s,
         )
     )
     provisioner.watchers.extend([safety.ledger, safety.watchdog])
     _sweep_dead_sessions(ledger, provisioner.client, guard)
     return safety
+
+
+def _arm_deadman(pool: InstancePool, guard: SessionGuard, switch: DeadmanSwitch) -> Renewer:
+    """Every create carries the switch; a thread renews each ready instance's deadline over its own SSH connection."""
+    provisioner = pool.provisioner
+    provisioner.deadman = switch
+    renewer = Renewer(
+        switch,
+        lambda: [r for r in provisioner.ledger.live() if r.ready_at is not None],
+        ssh_runner(provisioner.ssh_key, provisioner.known_hosts),
+    )
+    renewer.start()
+    guard.kept_note = (
+        f". Its dead-man switch stays armed: it destroys itself {switch.ttl_s / 60:g} min after this session ends "
+        "unless you push the deadline on: ssh in and run "
+        f"`echo $(( $(date +%s) + 3600 )) > ~/.dumont-deadline`"
+    )
+    return renewer
+
+
+def _remember_failed_machines(path: Path, api_url: str, hours: float) -> FailedMachines:
+    """Load the machines earlier sessions saw fail on this API; a corrupt file is moved aside and warned about."""
+    memory = FailedMachines(path, api_url=api_url, max_age_s=hours * 3600.0)
+    for problem in memory.problems:
+        warnings.warn(DumontLeftoverWarning(problem), stacklevel=3)
+    return memory
 
 
 def _sweep_dead_sessions(ledger: LedgerFile, client: object, guard: SessionGuard) -> None:

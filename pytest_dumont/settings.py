@@ -121,11 +121,35 @@ def parse_regex(text: str) -> str:
     return text
 
 
+def parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be a number, 0 or more (0 turns it off)")
+    return value
+
+
+XDIST_MODES = ("shared", "per-worker")
+
+
+def parse_xdist_mode(text: str) -> str:
+    value = text.strip().lower().replace("_", "-")
+    if value not in XDIST_MODES:
+        raise ValueError(f"must be one of {', '.join(XDIST_MODES)}")
+    return value
+
+
 def parse_switch(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("1", "0", "yes", "no", "true", "false", "on", "off"):
         raise ValueError("must be yes or no")
     return value in ("1", "yes", "true", "on")
+
+
+def parse_webhook_url(text: str) -> str:
+    value = text.strip()
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL the session's events are POSTed to")
+    return value
 
 
 def parse_text(text: str) -> str:
@@ -263,6 +287,62 @@ OPTIONS: tuple[OptionSpec, ...] = (
         env="DUMONT_LEDGER",
         metavar="PATH",
     ),
+    OptionSpec(
+        "deadman-ttl",
+        parse_non_negative_float,
+        "60",
+        "minutes an instance lives without the session renewing its on-instance dead-man switch, after which it "
+        "destroys itself (0: no switch)",
+        metavar="MIN",
+    ),
+    OptionSpec(
+        "avoid-failed-hours",
+        parse_non_negative_float,
+        "24",
+        "hours a machine that failed to boot is skipped by later sessions on this machine (0: this session only)",
+        metavar="H",
+    ),
+    OptionSpec(
+        "api-retry-seconds",
+        parse_positive_float,
+        "120",
+        "longest time one API call is retried (429, 5xx, connection errors) before it fails",
+        metavar="S",
+    ),
+    OptionSpec(
+        "xdist",
+        parse_xdist_mode,
+        "shared",
+        "under pytest-xdist: shared (one instance for the whole run, owned by the controller) or per-worker "
+        "(each worker rents its own)",
+        metavar="MODE",
+    ),
+    OptionSpec(
+        "prewarm",
+        parse_switch,
+        "on",
+        "start provisioning in the background when GPU tests are collected, so the instance boots while the "
+        "other tests run (on or off)",
+        metavar="on|off",
+    ),
+    OptionSpec(
+        "check-secrets",
+        parse_switch,
+        "off",
+        "at the end of the run, scan the cassettes and the reports it wrote for this session's keys, private keys "
+        "and --dumont-secret-pattern; a hit fails the run (on or off)",
+        env="DUMONT_CHECK_SECRETS",
+        metavar="on|off",
+    ),
+    OptionSpec(
+        "webhook",
+        parse_webhook_url,
+        "",
+        "POST the session's events (instance created/destroyed, phases, cost, leak, budget hit) as JSON to URL; "
+        "delivery never fails or holds up the run",
+        env="DUMONT_WEBHOOK",
+        metavar="URL",
+    ),
 )
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
 
@@ -310,6 +390,13 @@ class Settings:
     max_minutes: float = 30.0
     keep_on_failure: bool = False
     ledger_path: str | None = None  # None: the default under $XDG_STATE_HOME
+    xdist_mode: str = "shared"  # shared | per-worker
+    prewarm: bool = True
+    deadman_ttl_min: float = 60.0  # 0: no dead-man switch
+    avoid_failed_hours: float = 24.0  # 0: failed machines are remembered for this session only
+    api_retry_s: float = 120.0
+    check_secrets: bool = False
+    webhook_url: str | None = None  # None: no events are sent
 
     @property
     def spends_money(self) -> bool:
@@ -416,6 +503,13 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         max_minutes=values["max-minutes"][0],
         keep_on_failure=values["keep-on-failure"][0],
         ledger_path=values["ledger"][0],
+        xdist_mode=values["xdist"][0],
+        prewarm=values["prewarm"][0],
+        deadman_ttl_min=values["deadman-ttl"][0],
+        avoid_failed_hours=values["avoid-failed-hours"][0],
+        api_retry_s=values["api-retry-seconds"][0],
+        check_secrets=values["check-secrets"][0],
+        webhook_url=values["webhook"][0],
     )
 
 

@@ -62,6 +62,7 @@ class WatchdogLink:
         ledger_path: Path | None,
         log_path: Path | None,
         ready_timeout: float | None = None,
+        retry_s: float | None = None,
     ) -> WatchdogLink:
         """Start the watchdog and wait for its READY; raises ``WatchdogError`` if it does not come in time."""
         register_secret(api_key)
@@ -89,6 +90,7 @@ class WatchdogLink:
             "api_key": api_key,
             "label_prefix": label_prefix,
             "ledger": str(ledger_path) if ledger_path else None,
+            "retry_s": retry_s,
         }
         try:
             link._write(hello)
@@ -239,7 +241,11 @@ def main() -> int:
     from pytest_dumont.vast.client import VastClient
 
     register_secret(hello.get("api_key"))
-    client = VastClient(hello["api_url"], hello.get("api_key"))
+    from pytest_dumont.vast.retry import RetryPolicy
+
+    retry_s = hello.get("retry_s")
+    policy = RetryPolicy(total_seconds=float(retry_s)) if retry_s else RetryPolicy()
+    client = VastClient(hello["api_url"], hello.get("api_key"), policy=policy)
     ledger = LedgerFile(Path(hello["ledger"])) if hello.get("ledger") else None
     prefix = str(hello["label_prefix"])
     _answer(f"READY {os.getpid()}")

@@ -24,6 +24,7 @@ from pytest_dumont.cassettes.format import CassetteError
 from pytest_dumont.cassettes.scrub import SECRET_QUERY, Scrubber
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
 from pytest_dumont.clock import Clock
+from pytest_dumont.deadman import without_switch
 
 # Bodies matter where they choose what happens: the search (which offers) and the create (what runs). The label
 # carries the session id, which differs between the recording and each replay.
@@ -70,7 +71,10 @@ def _body(r: VcrRequest) -> Any:
         data = json.loads(raw) if raw else None
     except ValueError:
         return raw
-    return {k: v for k, v in data.items() if k not in _UNMATCHED_FIELDS} if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        return data
+    # The dead-man switch rides in the create's onstart and env; it is the session's safety, not what runs.
+    return {k: v for k, v in without_switch(data).items() if k not in _UNMATCHED_FIELDS}
 
 
 def match_body(r1: VcrRequest, r2: VcrRequest) -> None:

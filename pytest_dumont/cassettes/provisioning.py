@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.cassettes.format import FORMAT, CassetteError, dump, load, write_atomic
 from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
@@ -23,6 +23,9 @@ from pytest_dumont.cassettes.virtual_clock import VirtualClock
 from pytest_dumont.ledger import InstanceRecord
 from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance, describe_request
 from pytest_dumont.vast.client import VastClient
+
+if TYPE_CHECKING:
+    from pytest_dumont.ssh import SSHTarget
 
 
 @dataclass
@@ -123,25 +126,13 @@ class CassetteProvisioner(Provisioner):
             record_into(ready.connection, self._slot)
         return ready
 
-    def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
+    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> Any:
         if not self.replaying:
-            return super()._bring_up(record, instance_api_key)
-        from pytest_dumont.ssh import SSHTarget
-
+            return super()._connect_ssh(target, record)
         assert self._active is not None and self._slot is not None  # provision() opened both
-        self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
-        with self._timed(record.phases, "wait_running", record.instance_id):
-            instance = self._wait_running(record)
-        address = instance.ssh_address()
-        assert address is not None  # _wait_running returns only once an address is known
-        target = SSHTarget(host=address[0], port=address[1])
-        record.ssh_address = address
-        with self._timed(record.phases, "wait_ssh", record.instance_id):
-            if isinstance(self.clock, VirtualClock):
-                self.clock.advance(self._active.ssh_ready_seconds)  # as long as SSH took to answer when recorded
-            connection = ReplayConnection(target, self._slot)
-        record.ready_at = self.clock.now()
-        return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
+        if isinstance(self.clock, VirtualClock):
+            self.clock.advance(self._active.ssh_ready_seconds)  # as long as SSH took to answer when recorded
+        return ReplayConnection(target, self._slot)
 
     def destroy(self, record: InstanceRecord, connection: Any = None) -> None:
         cassette = self.cassettes.get(record.instance_id)

@@ -7,10 +7,12 @@ Meant for an ``if: always()`` CI step after pytest and for a cron job. The key c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 NAME = "reap"
 HELP = "destroy instances left running by dead pytest-dumont sessions (ledger file and/or label prefix)"
@@ -38,9 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
     parser.add_argument("--url", metavar="URL", help="API base URL (default: $VAST_URL, else https://console.vast.ai)")
     parser.add_argument("--api-key-file", metavar="PATH", help="file holding the key when $VAST_API_KEY is unset")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    """The ``--json`` document: ids and labels only (never the key nor an SSH address)."""
+    return {
+        "ok": report.ok,
+        "destroyed": [{"instance_id": i, "label": label} for i, label in report.destroyed],
+        "would_destroy": [{"instance_id": i, "label": label} for i, label in report.would_destroy],
+        "failed": [{"instance_id": i, "reason": reason} for i, reason in report.failed],
+        "skipped": list(report.skipped),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
+    from pytest_dumont.commands._progress import waiting
     from pytest_dumont.errors import DumontError, register_secret
     from pytest_dumont.reaper import LedgerFile, default_state_dir, reap
     from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
@@ -66,19 +81,25 @@ def run(args: argparse.Namespace) -> int:
         ledger = LedgerFile(Path(path).expanduser())
     client = VastClient(url, key)
     try:
-        report = reap(
-            client,
-            ledger=ledger,
-            label_prefix=args.label_prefix,
-            older_than_s=args.older_than,
-            dry_run=args.dry_run,
-            include_kept=args.include_kept,
-        )
+        with waiting("reaping: listing and destroying instances"):
+            report = reap(
+                client,
+                ledger=ledger,
+                label_prefix=args.label_prefix,
+                older_than_s=args.older_than,
+                dry_run=args.dry_run,
+                include_kept=args.include_kept,
+            )
     except DumontError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.message}))
         print(f"dumont reap: {exc.message}", file=sys.stderr)
         return 1
     finally:
         client.close()
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+        return 0 if report.ok else 1
     for instance_id, label in report.would_destroy:
         print(f"would destroy instance {instance_id} ({label})")
     for instance_id, label in report.destroyed:

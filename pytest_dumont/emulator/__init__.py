@@ -94,6 +94,10 @@ class _SandboxHost:
 
     def close(self) -> None:
         self.ssh.close()
+        self.sandbox.kill_all()  # the onstart's processes too, even when SSH never came up
+
+    def run_onstart(self, script: str) -> None:
+        self.sandbox.spawn(script, log_name="onstart.log")
 
     def release(self) -> None:
         try:

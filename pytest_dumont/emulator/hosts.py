@@ -23,6 +23,8 @@ class InstanceHost(Protocol):
 
     def set_gpu_utilization(self, percent: float) -> None: ...
 
+    def run_onstart(self, script: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class HostSpec:
@@ -42,6 +44,7 @@ class PortOnlyHost:
         self.is_open = False
         self.keys: list[str] = []
         self.gpu_utilization = 0.0
+        self.onstarts: list[str] = []
 
     def authorize(self, public_key: str) -> None:
         self.keys.append(public_key)
@@ -57,3 +60,6 @@ class PortOnlyHost:
 
     def set_gpu_utilization(self, percent: float) -> None:
         self.gpu_utilization = percent
+
+    def run_onstart(self, script: str) -> None:
+        self.onstarts.append(script)  # nothing runs without a sandbox: recorded for tests

@@ -191,6 +191,23 @@ class Sandbox:
         env.update(self._env)
         return env
 
+    def spawn(self, script: str, *, log_name: str) -> int:
+        """Start ``script`` in the background in the sandbox (as Vast runs ``onstart``); output to ``root/log_name``.
+
+        Returns the pid. Nobody waits for it: ``kill_all`` (stop, destroy) ends it and whatever it started.
+        """
+        with open(self.root / log_name, "ab") as log:
+            child = subprocess.Popen(
+                self.command_argv(script),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+            )
+        threading.Thread(target=child.wait, name=f"dumont-onstart-{child.pid}", daemon=True).start()  # reap it
+        return child.pid
+
     def kill_all(self) -> None:
         """SIGKILL every process started in this sandbox, including daemons that left their session (not the holder)."""
         deadline = time.monotonic() + _KILL_DEADLINE_S

@@ -238,6 +238,7 @@ class World:
             inst.intended_status = inst.cur_state = inst.next_state = "stopped"
             self._set_status(inst, "exited", "Exited (0) after stop request", mark="stopped")
             self._close_ssh(inst)
+            inst.host.close()  # the container stops: its onstart's processes end too, SSH up or not
 
     def start(self, instance_id: int) -> None:
         """Start a stopped instance: loading, then running and SSH per the instance's schedule; files are kept."""
@@ -259,6 +260,7 @@ class World:
                 raise ApiError(200, "instance_stopped", f"Instance {instance_id} is stopped: start it instead.")
             inst.bump()
             self._close_ssh(inst)
+            inst.host.close()  # the container restarts: its onstart runs again once it is running
             self._set_status(inst, "loading", "rebooting")
             self._schedule_step(inst, "to_running")
 
@@ -350,6 +352,8 @@ class World:
                 self._set_status(inst, "offline", "host offline")
             else:
                 self._set_status(inst, "running", f"success, running {inst.request.image or 'template'}/ssh")
+                if inst.request.onstart:
+                    inst.host.run_onstart(inst.request.onstart)  # like Vast: at each container start
                 self._schedule_step(inst, "to_ssh")
         elif inst.actual_status == "running" and not inst.ssh_up and inst.fault != "ssh_never_up":
             inst.host.open()
@@ -405,6 +409,14 @@ class World:
                 if secrets.compare_digest(inst.api_key, api_key) and inst.destroyed_mono is None:
                     return inst.id
             return None
+
+    def instance_api_key(self, instance_id: int) -> str:
+        """The restricted key of any instance ever created (a leak check looks for it in artifacts)."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                raise ApiError(404, "no_such_instance", "Instance not found.")
+            return inst.api_key
 
     def host(self, instance_id: int) -> InstanceHost:
         with self._lock:

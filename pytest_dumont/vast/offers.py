@@ -7,10 +7,11 @@ write them with underscores as the CLI accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from pytest_dumont.errors import NoMatchingOffer
 from pytest_dumont.models import Offer
 
 SEARCH_LIMIT = 64  # the API returns at most 64 offers a search, whatever limit says
@@ -122,3 +123,27 @@ class OfferFilters:
         q.pop("verified", None)
         q.pop("num_gpus", None)
         return q
+
+
+class OfferSource(Protocol):
+    """Where offers come from: ``VastClient.search_offers``."""
+
+    def search_offers(self, query: Mapping[str, Any]) -> list[Offer]: ...
+
+
+def find_offers(source: OfferSource, filters: OfferFilters) -> list[Offer]:
+    """Matching offers, best first; ``NoMatchingOffer`` saying which filters ruled offers out when there is none.
+
+    Shared by the Provisioner and ``dumont offers``, so the command shows exactly what a session would try to rent.
+    """
+    offers = [o for o in source.search_offers(filters.query()) if filters.matches(o)]
+    # GPU types in the order the user preferred them, then cheapest first, then the more reliable host.
+    offers.sort(key=lambda o: (filters.preference(o), o.dph_total, -o.reliability))
+    if offers:
+        return offers
+    candidates = source.search_offers(filters.relaxed_query())
+    candidates = [o for o in candidates if not {"gpu"} & set(filters.rejections(o))]
+    on_offer: list[str] = []
+    if not candidates:
+        on_offer = [o.gpu_name for o in source.search_offers({"rentable": {"eq": True}, "limit": SEARCH_LIMIT})]
+    raise NoMatchingOffer(filters.describe(), filters.explain(candidates, on_offer))

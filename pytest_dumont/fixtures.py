@@ -11,14 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_dumont import prewarm, sharing
 from pytest_dumont.cassettes import cassette_session
 from pytest_dumont.ledger import Hold
-from pytest_dumont.lifecycle import ReadyInstance
 from pytest_dumont.markers import provision_request
 from pytest_dumont.models import PhaseTiming
-from pytest_dumont.pool import InstancePool
-from pytest_dumont.resources import ApiEndpoint, open_api, open_pool
 from pytest_dumont.session import get_state
 from pytest_dumont.settings import Settings
 
@@ -26,6 +22,9 @@ if TYPE_CHECKING:
     import fabric
 
     from pytest_dumont.instances import InstanceFactory
+    from pytest_dumont.lifecycle import ReadyInstance
+    from pytest_dumont.pool import InstancePool
+    from pytest_dumont.resources import ApiEndpoint
 
 
 def replay_skip_reason(nodeid: str) -> str:
@@ -45,6 +44,9 @@ def dumont_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
     """The Vast.ai API of this session: the real one, or the bundled emulator started for the session."""
+    from pytest_dumont import prewarm  # imported when a GPU test needs it
+    from pytest_dumont.resources import open_api
+
     warm = prewarm.prewarmed(pytestconfig)
     if warm is not None:  # opened at collection end; closed with the pool
         yield warm.api
@@ -56,6 +58,9 @@ def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
 @pytest.fixture(scope="session")
 def dumont_pool(pytestconfig: pytest.Config, dumont_api: ApiEndpoint) -> Iterator[InstancePool]:
     """Rents the session's instances on first use and destroys every one of them at the end, whatever happened."""
+    from pytest_dumont import prewarm
+    from pytest_dumont.resources import open_pool
+
     warm = prewarm.prewarmed(pytestconfig)
     if warm is None:
         with open_pool(pytestconfig, dumont_api) as pool:
@@ -74,6 +79,8 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     Has ``id``, ``offer``, ``gpu_name``, ``dph_total``, ``ssh_host``/``ssh_port``, ``timeline`` (status changes)
     and ``phases`` (timings). Destroyed at the end of the session, whatever the tests did.
     """
+    from pytest_dumont import prewarm, sharing
+
     cassettes = cassette_session(request.config)
     if dumont_settings.mode == "replay" and (cassettes is None or not cassettes.has_cassette(request.node)):
         pytest.skip(cassettes.skip_reason(request.node) if cassettes else replay_skip_reason(request.node.nodeid))

@@ -39,7 +39,6 @@ from pytest_dumont.lifecycle_api import ReadyInstance as ReadyInstance
 from pytest_dumont.lifecycle_api import SpendCap as SpendCap
 from pytest_dumont.lifecycle_api import StatusListener as StatusListener
 from pytest_dumont.models import Instance, Offer, PhaseTiming, StatusChange
-from pytest_dumont.vast.client import CreateRequest, VastClient
 from pytest_dumont.vast.offers import OfferFilters, find_offers
 
 if TYPE_CHECKING:
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 
     from pytest_dumont.ssh import SSHTarget
     from pytest_dumont.sshkeys import SessionKey
+    from pytest_dumont.vast.client import VastClient
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ class Provisioner:
         self, offer: Offer, request: ProvisionRequest, search_started: float, phases: list[PhaseTiming]
     ) -> ReadyInstance:
         label = f"{self.label_prefix}-{next(self._labels)}"
+        from pytest_dumont.vast.client import CreateRequest  # requests is imported only when something is rented
+
         create = CreateRequest(
             image=request.image,
             disk_gb=request.filters.disk_gb,

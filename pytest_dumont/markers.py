@@ -26,6 +26,13 @@ from pytest_dumont.settings import (
 )
 
 GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session", "dumont_instance_factory"})
+# The fixtures that use the session's shared instance (the factory rents instances of its own).
+SHARED_INSTANCE_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
+
+
+def uses_shared_instance(item: pytest.Item) -> bool:
+    return bool(SHARED_INSTANCE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
 
 MARKERS = {
     "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); a plain "

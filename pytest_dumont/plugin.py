@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont import budget, fixtures, markers, prewarm, settings, sharing
+from pytest_dumont import fixtures, markers, settings
 from pytest_dumont.errors import MissingApiKey
 from pytest_dumont.reporting import PROPERTY, RUN_KEY
 from pytest_dumont.session import SESSION_KEY, SessionState
@@ -56,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(config.stash[CASSETTES_KEY], "dumont-cassettes")
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
+    from pytest_dumont import budget
+
     config.pluginmanager.register(budget, "dumont-budget")  # max-minutes, keep-on-failure, budget warnings
     if resolved.check_secrets:
         from pytest_dumont import secret_check
@@ -73,13 +75,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     markers.mark_gpu_items(items)
 
 
+def _under_xdist(config: pytest.Config) -> bool:
+    """A controller with workers, or a worker: only then is the sharing module worth importing."""
+    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # An xdist controller in shared mode starts renting here, before xdist spawns the workers (its hook is trylast).
-    sharing.controller_start(session.config)
+    if _under_xdist(session.config):
+        from pytest_dumont import sharing
+
+        sharing.controller_start(session.config)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run
+    if any(markers.uses_shared_instance(item) for item in session.items):
+        from pytest_dumont import prewarm
+
+        prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -88,6 +101,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = state.settings
     lines = [f"dumont: mode {s.mode} ({s.mode_source}), {s.filters.describe()}, session {state.session_id}"]
+    if not _under_xdist(config):
+        return lines
+    from pytest_dumont import sharing
+
     xdist_line = sharing.header(config)
     return [*lines, xdist_line] if xdist_line else lines
 
@@ -141,6 +158,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: send, never write
+        from pytest_dumont import sharing
+
         used_shared = sharing.worker_finish(config, workeroutput)  # the controller bills it; outcomes go too
         if state.ledger.records() or used_shared:
             from pytest_dumont.reporting.session_end import worker_finish

@@ -20,7 +20,7 @@ from pytest_dumont.clock import Clock
 from pytest_dumont.errors import DumontError
 from pytest_dumont.ledger import InstanceRecord
 from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
-from pytest_dumont.markers import provision_request
+from pytest_dumont.markers import provision_request, uses_shared_instance
 from pytest_dumont.models import Offer
 from pytest_dumont.pool import InstancePool
 from pytest_dumont.resources import ApiEndpoint, is_xdist_controller, open_session, worker_api
@@ -171,8 +171,11 @@ def prewarmed(config: pytest.Config) -> Prewarm | None:
 
 
 def will_run_gpu(items: Sequence[pytest.Item]) -> list[pytest.Item]:
-    """The collected GPU tests not skipped outright (``-k``/``-m`` deselection happened already)."""
-    return [item for item in items if item.get_closest_marker("real_gpu") and not item.get_closest_marker("skip")]
+    """The collected tests that use the shared instance, not skipped outright (``-k``/``-m`` already applied).
+
+    Tests that rent their own instances (``dumont_instance_factory``) do not count: a prewarmed instance would idle.
+    """
+    return [item for item in items if uses_shared_instance(item) and not item.get_closest_marker("skip")]
 
 
 def start(session: pytest.Session) -> Prewarm | None:

@@ -128,3 +128,20 @@ def test_replay_prewarms_nothing(pytester: pytest.Pytester) -> None:
     """)
     result = pytester.runpytest("-p", "no:xdist", "-p", "no:randomly", "--dumont-api-url=http://127.0.0.1:9")
     result.assert_outcomes(passed=1, skipped=1)  # no cassette: skipped, and no pool was opened before it
+
+
+def test_tests_renting_their_own_instances_are_not_prewarmed_for(
+    pytester: pytest.Pytester, inner: Any, vast_emulator: Any
+) -> None:
+    # A prewarmed shared instance would sit idle (and bill) while these tests rent their own.
+    pytester.makepyfile("""
+        def test_0_cpu():
+            pass
+        def test_1_own_instance(dumont_instance_factory):
+            instance = dumont_instance_factory()
+            assert instance.connection.run("true", hide=True).ok
+    """)
+    result = pytester.runpytest(*inner(vast_emulator, "-p", "no:xdist"))
+    result.assert_outcomes(passed=2)
+    (row,) = vast_emulator.world.history()  # the factory's instance only
+    assert row["destroyed"]

@@ -203,6 +203,7 @@ class SessionGuard:
     keep_on_failure: bool
     warnings: list[str] = field(default_factory=list)
     kept_note: str = ""  # what happens to a kept instance later (the dead-man switch stays armed)
+    budget_hit: str | None = None  # why the meter stopped the session at its budget, for reports and annotations
 
     def overtime(self, instance: Any, message: str) -> None:
         """On the meter's thread: destroy first (money), then stop the test."""
@@ -215,6 +216,7 @@ class SessionGuard:
 
     def over_budget(self, message: str) -> None:
         """On the meter's thread: destroy every instance, then fail whatever test is running."""
+        self.budget_hit = message
         for record in self.pool.provisioner.ledger.live():
             if record.instance_id in self.pool.provisioner.kept:
                 continue

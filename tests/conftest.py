@@ -11,7 +11,8 @@ import pytest
 # and re-importing cryptography's Python layer over its already-loaded Rust bindings breaks isinstance checks.
 import pytest_dumont.emulator
 import pytest_dumont.ssh
-import pytest_dumont.sshkeys  # noqa: F401
+import pytest_dumont.sshkeys
+import pytest_dumont.vast.client  # noqa: F401  (requests: the plugin imports it only when renting)
 
 MakeEmulator = Callable[..., Any]
 

@@ -16,8 +16,8 @@ def _escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def warning_lines(doc: Mapping[str, Any], budget_usd: float | None = None) -> list[str]:
-    """One ``::warning::`` per leaked instance, and one when the session went over its budget."""
+def warning_lines(doc: Mapping[str, Any], budget_usd: float | None = None, budget_hit: str | None = None) -> list[str]:
+    """One ``::warning::`` per leaked instance, and one when the session reached or went over its budget."""
     lines = []
     for entry in doc["instances"]:
         if not entry["destroyed"]:
@@ -29,7 +29,11 @@ def warning_lines(doc: Mapping[str, Any], budget_usd: float | None = None) -> li
                 )
             )
     billed = doc["totals"]["billed_usd"]
-    if budget_usd is not None and billed > budget_usd:
+    if budget_hit:
+        lines.append(
+            "::warning title=pytest-dumont budget::" + _escape(f"instances destroyed at the budget: {budget_hit}")
+        )
+    elif budget_usd is not None and billed > budget_usd:
         lines.append(
             "::warning title=pytest-dumont budget::"
             + _escape(f"the session cost {usd(billed)} (billed estimate), over its budget of {usd(budget_usd)}")

@@ -60,7 +60,12 @@ def controller_finish(config: pytest.Config) -> None:
         except jsonreport.ReportError as exc:
             run.messages.append(f"dumont GitHub summary NOT written: {exc}")
     if os.environ.get("GITHUB_ACTIONS") == "true" or summary:
-        run.messages.extend(github.warning_lines(doc))
+        from pytest_dumont.budget import GUARD_KEY
+        from pytest_dumont.session import get_state
+
+        guard = config.stash.get(GUARD_KEY, None)
+        budget = get_state(config).settings.budget_usd
+        run.messages.extend(github.warning_lines(doc, budget, guard.budget_hit if guard is not None else None))
     _metadata(config, doc)
 
 

@@ -53,6 +53,7 @@ def test_a_test_past_max_minutes_is_stopped_and_its_instance_destroyed(pytester,
 
 def test_the_budget_stops_a_session_before_it_is_passed(pytester, monkeypatch, make_emulator):
     emulator = make_emulator(market=PRICEY)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # the budget stop becomes a ::warning:: annotation
     tick = 0.2
     budget = 0.05  # five seconds of this machine
     pytester.makepyfile("""
@@ -72,6 +73,7 @@ def test_the_budget_stops_a_session_before_it_is_passed(pytester, monkeypatch, m
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) >= 1
     result.stdout.fnmatch_lines(["*BudgetExceeded*", "*DUMONT WARNING: the session's spend reached $*"])
+    result.stdout.fnmatch_lines(["::warning title=pytest-dumont budget::instances destroyed at the budget: *"])
     ledger = emulator.world.ledger()
     assert ledger["live"] == 0
     (row,) = ledger["instances"]

@@ -35,6 +35,7 @@ from pytest_dumont.errors import (
 from pytest_dumont.failed_machines import FailedMachines
 from pytest_dumont.ledger import InstanceRecord, Ledger
 from pytest_dumont.lifecycle_api import InstanceWatcher as InstanceWatcher
+from pytest_dumont.lifecycle_api import ProvisionRequest as ProvisionRequest
 from pytest_dumont.lifecycle_api import ReadyInstance as ReadyInstance
 from pytest_dumont.lifecycle_api import SpendCap as SpendCap
 from pytest_dumont.lifecycle_api import StatusListener as StatusListener
@@ -47,16 +48,6 @@ if TYPE_CHECKING:
     from pytest_dumont.ssh import SSHTarget
     from pytest_dumont.sshkeys import SessionKey
     from pytest_dumont.vast.client import VastClient
-
-
-@dataclass(frozen=True)
-class ProvisionRequest:
-    """What to rent and run. Hashable: tests asking the same thing share one instance."""
-
-    filters: OfferFilters
-    image: str
-    onstart: str | None = None
-    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,22 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytest_dumont.ledger import InstanceRecord, Ledger
 from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.vast.offers import OfferFilters
 
 if TYPE_CHECKING:
     import fabric
 
     from pytest_dumont.ssh import SSHTarget
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    """What to rent and run. Hashable: tests asking the same thing share one instance."""
+
+    filters: OfferFilters
+    image: str
+    onstart: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(repr=False)

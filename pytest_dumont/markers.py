@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.lifecycle import ProvisionRequest
+from pytest_dumont.lifecycle_api import ProvisionRequest
 from pytest_dumont.settings import (
     Settings,
     parse_fraction,
@@ -31,7 +31,8 @@ SHARED_INSTANCE_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
 
 
 def uses_shared_instance(item: pytest.Item) -> bool:
-    return bool(SHARED_INSTANCE_FIXTURES & set(getattr(item, "fixturenames", ())))
+    names = getattr(item, "fixturenames", ())
+    return any(name in names for name in SHARED_INSTANCE_FIXTURES)
 
 
 MARKERS = {
@@ -124,9 +125,20 @@ def _apply(request: ProvisionRequest, field: str, value: Any) -> ProvisionReques
 
 
 def mark_gpu_items(items: list[pytest.Item]) -> None:
-    """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs."""
+    """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs.
+
+    Each node's own markers are checked once (a module's marker is not re-read for each of its tests): collection
+    of a large suite must stay as fast with the plugin as without it.
+    """
+    seen: set[int] = set()
     for item in items:
-        for mark in item.iter_markers("dumont_offer"):
-            check_offer_marker(mark, item.nodeid)
-        if GPU_FIXTURES & set(getattr(item, "fixturenames", ())):
+        node: Any = item  # an Item, then its Collectors up to the Session (pytest has no public Node type)
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            for mark in node.own_markers:
+                if mark.name == "dumont_offer":
+                    check_offer_marker(mark, node.nodeid)
+            node = node.parent
+        names = getattr(item, "fixturenames", ())
+        if any(name in names for name in GPU_FIXTURES):
             item.add_marker(pytest.mark.real_gpu)

@@ -2,7 +2,8 @@
 
 One run of N tests sharing one emulated instance, with ``--html``: the time spent in pytest-dumont's reporting
 (per-test numbers and extras, row cells, the session document, the summary section) beside the time spent in
-pytest-html's own hooks (minus our summary, which it calls), after a first run has imported both sides' modules. Then N tests without a GPU: the reporting modules
+pytest-html's own hooks (minus our summary, which it calls), after a first run has imported both sides' modules.
+Then N tests without a GPU: the reporting modules
 loaded (expected: none) and the run's time with the plugin against ``-p no:dumont``, side by side.
 Usage: ``python bench/bench_reporting.py [-n 500]``. Nothing is asserted: read the ratios.
 """
@@ -93,8 +94,9 @@ def main() -> None:
             walls["none"].append(run(gpu, api))
         html_cost = min(walls["html"]) - min(walls["none"])
         print(
-            f"{n} GPU tests end to end, best of {ROUNDS}: {min(walls['html']):.2f} s with --html, {min(walls['none']):.2f} s "
-            f"without: pytest-html adds {html_cost * 1000:.0f} ms; our reporting {ours * 1000:.1f} ms is "
+            f"{n} GPU tests end to end, best of {ROUNDS}: {min(walls['html']):.2f} s with --html, "
+            f"{min(walls['none']):.2f} s without: pytest-html adds {html_cost * 1000:.0f} ms; "
+            f"our reporting {ours * 1000:.1f} ms is "
             f"{ours / html_cost * 100:.1f}% of that"
         )
 

@@ -46,6 +46,8 @@ class Cli:
             HOME=str(home),
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_CACHE_HOME=str(home / ".cache"),
+            XDG_STATE_HOME=str(home / ".local" / "state"),
+            XDG_DATA_HOME=str(home / ".local" / "share"),
             COLUMNS="250",
             LINES="10000",  # no pager
         )

@@ -20,3 +20,14 @@ def test_every_fixture_is_listed_with_its_line(pytester: pytest.Pytester):
     assert result.ret == pytest.ExitCode.OK
     for name, line in FIXTURES.items():
         result.stdout.fnmatch_lines([f"{name} -- *pytest_dumont/fixtures.py:*", f"    {line}"])
+
+
+def test_help_lists_every_option_with_its_ini_twin(pytester: pytest.Pytester):
+    from pytest_dumont.settings import OPTIONS
+
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    for spec in [*OPTIONS, "--dumont-json"]:
+        flag, dest = (spec, "dumont_json") if isinstance(spec, str) else (spec.flag, spec.dest)
+        assert f"  {flag}" in text, flag
+        assert f"  {dest} (" in text, dest

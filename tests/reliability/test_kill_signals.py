@@ -64,6 +64,14 @@ def test_gpu(vast_gpu):
 """
 
 POINTS = ("search", "create", "wait", "body", "teardown")
+
+
+def _deliverable_sigint() -> None:
+    """Undo an inherited SIG_IGN: a suite started as a background job (``cmd &``) ignores SIGINT, and Python then
+    installs no KeyboardInterrupt handler, so the SIGINT cases would test the shell, not pytest-dumont."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
@@ -78,7 +86,14 @@ def test_a_killed_pytest_leaves_nothing_running(tmp_path: Path, make_emulator, p
     env = {**os.environ, "VAST_API_KEY": emulator.api_key, "KILL_POINT": point}
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q"]
     argv += ["--dumont-mode=emulator", f"--dumont-api-url={emulator.url}", "--dumont-poll-max=0.2"]
-    inner = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    inner = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_deliverable_sigint,
+    )
     try:
         wait_for(lambda: (tmp_path / point).exists() or inner.poll() is not None, what=f"the run to reach {point}")
         assert inner.poll() is None, inner.communicate()[0].decode()

@@ -10,16 +10,15 @@ warning; the session then starts with an empty memory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pytest_dumont.errors import redact
+from pytest_dumont.statefile import LockTimeout, exclusive_lock, write_atomic
 
 FILE_NAME = "failed-machines.json"
 LOCK_TIMEOUT_S = 10.0
@@ -122,30 +121,13 @@ class FailedMachines:
             cutoff = self._now() - self.max_age_s
             rows = [r for r in change(self._read()) if r.failed_at >= cutoff]
             payload = json.dumps({"version": 1, "machines": [asdict(r) for r in rows]}, indent=1)
-            fd, staged = tempfile.mkstemp(prefix=".failed-machines-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w") as out:
-                    out.write(payload + "\n")
-                os.replace(staged, self.path)  # atomic: readers see the old file or the new one
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(staged)
-                raise
+            write_atomic(self.path, payload + "\n")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         assert self.path is not None
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise OSError(f"{self.path}.lock stayed locked for {LOCK_TIMEOUT_S:g} s") from None
-                    time.sleep(0.02)  # another session holds the lock: there is nothing to wait on but time
-            yield
-        finally:
-            os.close(fd)
+            with exclusive_lock(self.path.with_name(self.path.name + ".lock"), LOCK_TIMEOUT_S):
+                yield
+        except LockTimeout as exc:
+            raise OSError(str(exc)) from None

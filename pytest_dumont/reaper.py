@@ -10,11 +10,9 @@ every write refuses with ``LedgerFileError`` naming it, and ``dumont reap --labe
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.errors import DumontError, InstanceNotFound, LedgerFileError, redact
+from pytest_dumont.statefile import LockTimeout, exclusive_lock, write_atomic
 
 if TYPE_CHECKING:
     from pytest_dumont.ledger import InstanceRecord
@@ -130,42 +129,20 @@ class LedgerFile:
 
     def _write(self, entries: list[LedgerEntry]) -> None:
         payload = json.dumps({"version": 1, "entries": [asdict(e) for e in entries]}, indent=1)
-        fd, staged = tempfile.mkstemp(prefix=".ledger-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(payload + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(staged, self.path)  # atomic: readers see the old file or the new one, never half
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(staged)
-            raise
+        write_atomic(self.path, payload + "\n", durable=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                        raise LedgerFileError(
-                            f"the ledger file {self.path} stayed locked for {self.lock_timeout:g} s "
-                            f"(held by pid {holder}); nothing was changed. If that process is gone, "
-                            f"remove {lock_path}"
-                        ) from None
-                    time.sleep(0.02)  # polling a lock held by another process: there is nothing to wait on
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+            with exclusive_lock(lock_path, self.lock_timeout):
+                yield
+        except LockTimeout as exc:
+            raise LedgerFileError(
+                f"the ledger file {self.path} stayed locked for {self.lock_timeout:g} s "
+                f"(held by pid {exc.holder}); nothing was changed. If that process is gone, "
+                f"remove {lock_path}"
+            ) from None
 
     # --- what sessions record ---------------------------------------------------------------------------------
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_dumont import statefile
 from pytest_dumont.errors import DumontError
 
 FORMAT = 1
@@ -61,14 +60,5 @@ def dump(document: dict[str, Any]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(partial, 0o644)  # cassettes are shared files, not private ones (mkstemp makes 0600)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    """Write a cassette so that a crash leaves the old file or the new one; cassettes are shared files (0644)."""
+    statefile.write_atomic(path, text, mode=0o644)

@@ -1,0 +1,61 @@
+"""Files several processes share (the ledger of live instances, failed machines, cassettes): an exclusive lock with
+a deadline, and writes that leave the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class LockTimeout(Exception):
+    """The lock stayed held past the deadline; ``holder`` is the pid written by whoever holds it."""
+
+    def __init__(self, path: Path, timeout: float, holder: str) -> None:
+        super().__init__(f"{path} stayed locked for {timeout:g} s (held by pid {holder})")
+        self.path = path
+        self.timeout = timeout
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created 0600) with our pid in it; closing releases it."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockTimeout(lock_path, timeout, holder) from None
+                time.sleep(0.02)  # another process holds the lock: there is nothing to wait on but time
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str, *, mode: int = 0o600, durable: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; ``durable`` also fsyncs before the rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.chmod(partial, mode)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -153,3 +153,21 @@ def test_the_next_session_sweeps_what_a_dead_one_left(pytester, monkeypatch, mak
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*destroyed instance {leftover} (dumont-dead-1), left running by an earlier*"])
     assert emulator.world.live_ids() == []
+
+
+def test_reap_takes_the_plugins_own_option_names(make_emulator, private_state, tmp_path):
+    emulator = make_emulator(ssh=False)
+    client = VastClient(emulator.url, emulator.api_key)
+    rent(client, "dumont-named-1")
+    key_file = tmp_path / "vast_key"
+    key_file.write_text(emulator.api_key + "\n")
+    result = reap_cli(
+        "--no-ledger",
+        "--label-prefix",
+        "dumont-",
+        f"--dumont-api-url={emulator.url}",
+        f"--dumont-api-key-file={key_file}",
+        env={},
+    )
+    assert result.returncode == 0, result.stderr
+    assert emulator.world.live_ids() == []

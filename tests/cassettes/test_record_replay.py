@@ -34,17 +34,24 @@ def test_files(ssh_session, tmp_path):
 """
 
 
+def recording_against(emulator: Any) -> list[str]:
+    """Arguments that record cassettes against ``emulator``, in one process (xdist would split the recording)."""
+    return [
+        "-p",
+        "no:xdist",
+        "--dumont-mode=emulator",
+        f"--dumont-api-url={emulator.url}",
+        "--dumont-record-mode=rewrite",
+    ]
+
+
 @pytest.fixture
 def recorded(pytester: pytest.Pytester, vast_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A module recorded against a running emulator; its key is known here so that the cassettes can be grepped."""
     pytester.makepyfile(test_gpu=GPU_MODULE)
     monkeypatch.setenv("VAST_API_KEY", vast_emulator.api_key)
     result = pytester.runpytest(
-        "-p",
-        "no:xdist",
-        "--dumont-mode=emulator",
-        f"--dumont-api-url={vast_emulator.url}",
-        "--dumont-record-mode=rewrite",
+        *recording_against(vast_emulator),
     )
     result.assert_outcomes(passed=3)
     monkeypatch.delenv("VAST_API_KEY")
@@ -140,11 +147,7 @@ def test_a_failed_provisioning_leaves_no_partial_cassette(pytester, vast_emulato
     pytester.makepyfile(test_gpu=GPU_MODULE)
     monkeypatch.setenv("VAST_API_KEY", vast_emulator.api_key)
     result = pytester.runpytest(
-        "-p",
-        "no:xdist",
-        "--dumont-mode=emulator",
-        f"--dumont-api-url={vast_emulator.url}",
-        "--dumont-record-mode=rewrite",
+        *recording_against(vast_emulator),
         "--dumont-max-dph=0.01",
     )
     result.assert_outcomes(errors=3)
@@ -170,11 +173,7 @@ def test_a_test_bodys_own_http_goes_to_a_vcrpy_cassette_and_replays(pytester, va
     monkeypatch.setenv("K", vast_emulator.api_key)
     monkeypatch.setenv("EMULATOR_URL", vast_emulator.url)
     record = pytester.runpytest(
-        "-p",
-        "no:xdist",
-        "--dumont-mode=emulator",
-        f"--dumont-api-url={vast_emulator.url}",
-        "--dumont-record-mode=rewrite",
+        *recording_against(vast_emulator),
     )
     record.assert_outcomes(passed=1)
     cassette = pytester.path / "cassettes" / "test_web" / "test_http.yaml"

@@ -16,6 +16,7 @@ from typing import Any
 import paramiko
 import pytest
 import requests
+from cli_recorded import cli_recorded_query
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -159,20 +160,7 @@ def test_injected_429_and_5xx_answers(api):
 
 
 def test_search_as_the_cli_sends_it(api):
-    query = {
-        "verified": {"eq": True},
-        "external": {"eq": False},
-        "rentable": {"eq": True},
-        "gpu_name": {"eq": "RTX 4090"},
-        "num_gpus": {"eq": "1"},
-        "reliability": {"gt": "0.98"},
-        "gpu_ram": {"gte": 20000.0},
-        "geolocation": {"in": ["US", "CA"]},
-        "order": [["dph_total", "asc"]],
-        "type": "on-demand",
-        "limit": 3,
-        "allocated_storage": 5.0,
-    }
+    query = cli_recorded_query(limit=3)
     offers = api.post("/api/v0/bundles/", json=query).json()["offers"]
     assert [o["id"] for o in offers] == [SEED_OFFER, 29305521, 29310044]
     assert offers[0]["dph_total"] == pytest.approx(0.1647 + 5 * 0.15 / 720)

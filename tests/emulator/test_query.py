@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_recorded import cli_recorded_query
 
 from pytest_dumont.emulator.market import load_market
 from pytest_dumont.emulator.query import (
@@ -52,20 +53,7 @@ def by_id(query: dict[str, object], market: list[dict[str, object]]) -> list[obj
 
 def test_the_cli_recorded_query_selects_by_coerced_strings_and_country_codes(market):
     # The exact body CLI 1.9.1 sent for a typical search (vast-api.md section 2).
-    query = {
-        "verified": {"eq": True},
-        "external": {"eq": False},
-        "rentable": {"eq": True},
-        "gpu_name": {"eq": "RTX 4090"},
-        "num_gpus": {"eq": "1"},
-        "reliability": {"gt": "0.98"},
-        "gpu_ram": {"gte": 20000.0},
-        "geolocation": {"in": ["US", "CA"]},
-        "order": [["dph_total", "asc"]],
-        "type": "on-demand",
-        "limit": 5,
-        "allocated_storage": 5.0,
-    }
+    query = cli_recorded_query(limit=5)
     assert ids(search_offers(market, query)) == [1]
     query["reliability"] = {"gte": "0.98"}
     assert ids(search_offers(market, query)) == [3, 1]

@@ -6,7 +6,7 @@ test pays nothing for it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -95,6 +95,7 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
         if warm is not None:
             warm.join(wanted)  # only what is left of the boot; a background failure is raised here
         instance = pool.acquire(wanted)
+    instance.emulated = instance.emulated or dumont_settings.mode == "emulator"
     instance.record.tests.append(request.node.nodeid)
     if cassettes is not None:
         cassettes.attach(request, instance)  # this test's SSH transcript, replayed or recorded
@@ -131,18 +132,23 @@ def dumont_instance_factory(request: pytest.FixtureRequest, dumont_settings: Set
     """
     from pytest_dumont.instances import InstanceFactory as Factory
 
-    if dumont_settings.mode == "replay":
-        pytest.skip(
-            "dumont_instance_factory does not replay from cassettes yet: run with --dumont-mode=emulator, "
-            "or live with -m real_gpu"
-        )
+    cassettes = cassette_session(request.config)
+    if dumont_settings.mode == "replay" and (cassettes is None or not cassettes.has_cassette(request.node)):
+        pytest.skip(cassettes.skip_reason(request.node) if cassettes else replay_skip_reason(request.node.nodeid))
     pool: InstancePool = request.getfixturevalue("dumont_pool")
+    api: ApiEndpoint = request.getfixturevalue("dumont_api")
     request_ = provision_request(request.node, dumont_settings)
-    factory = Factory(pool, request_, get_state(request.config).clock, request.node.nodeid)
-    try:
-        yield factory
-    finally:
-        factory.close()
+    with ExitStack() as stack:
+        rent = stack.enter_context(cassettes.rentals(request.node)) if cassettes is not None else None
+        if rent is None and cassettes is not None and cassettes.provisioner is not None:
+            rent = cassettes.provisioner.provision_unrecorded  # this run records other tests, not this one
+        factory = Factory(
+            pool, request_, get_state(request.config).clock, request.node.nodeid, rent=rent, emulated=api.emulated
+        )
+        try:
+            yield factory
+        finally:
+            factory.close()
 
 
 @pytest.fixture

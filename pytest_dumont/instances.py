@@ -2,12 +2,13 @@
 
 ``vast_gpu`` shares one instance per distinct request; a factory instance is never shared. Each one is provisioned by
 the session's ``Provisioner``, so it is in the session's ledger (the report shows it, the pool's close and every
-backstop destroy it), and the factory destroys its own instances when the test ends.
+backstop destroy it), and the factory destroys its own instances when the test ends. When the run records or replays
+cassettes, each rental goes through a cassette of its own (``cassettes.session.CassetteSession.rentals``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -24,11 +25,22 @@ if TYPE_CHECKING:
 class InstanceFactory:
     """Rents fresh instances for one test and destroys them at its end; each is timed and costed in the report."""
 
-    def __init__(self, pool: InstancePool, request: ProvisionRequest, clock: Clock, nodeid: str) -> None:
+    def __init__(
+        self,
+        pool: InstancePool,
+        request: ProvisionRequest,
+        clock: Clock,
+        nodeid: str,
+        *,
+        rent: Callable[[ProvisionRequest], ReadyInstance] | None = None,
+        emulated: bool = False,
+    ) -> None:
         self.pool = pool
         self.request = request
         self.clock = clock
         self.nodeid = nodeid
+        self.rent = rent or pool.provisioner.provision  # a cassette's rent when the run records or replays
+        self.emulated = emulated  # what the session's API is; a replayed rental says what it was recorded on
         self.instances: list[ReadyInstance] = []
         self._holds: list[Hold] = []
 
@@ -37,7 +49,8 @@ class InstanceFactory:
         from pytest_dumont.timing import gather_facts, time_commands
 
         asked = self.clock.now()
-        ready = self.pool.provisioner.provision(request or self.request)
+        ready = self.rent(request or self.request)
+        ready.emulated = ready.emulated or self.emulated
         self.instances.append(ready)
         ready.record.tests.append(self.nodeid)
         hold = Hold(self.nodeid, self.clock.now(), waited=self.clock.now() - asked)

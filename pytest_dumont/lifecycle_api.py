@@ -38,6 +38,7 @@ class ReadyInstance:
     target: SSHTarget
     connection: fabric.Connection
     instance_api_key: str | None = field(default=None)
+    emulated: bool = False  # the bundled emulator's (also on replay of a cassette recorded there)
 
     @property
     def id(self) -> int:

@@ -44,6 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = settings.resolve(config)
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
+    if resolved.record_mode != "none" and _under_xdist(config):
+        raise pytest.UsageError(
+            "recording cassettes under pytest-xdist is not supported: each worker would write a share of the tests "
+            "against instances it does not own. Record in one process (-n 0 or -p no:xdist); replay with any -n"
+        )
     state = SessionState(settings=resolved)
     if resolved.uses_cassettes:  # replay reads cassettes (on a virtual clock); a record mode writes them
         from pytest_dumont.cassettes import CASSETTES_KEY

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,14 +222,34 @@ def _requests_response(prepared: requests.PreparedRequest, stored: dict[str, Any
     return response
 
 
+_on_tape = threading.local()
+
+
+def sent_by_tape() -> bool:
+    """Whether the HTTP request being sent now comes from the provisioning client (vcrpy leaves those alone)."""
+    return bool(getattr(_on_tape, "sending", False))
+
+
 class CassetteAdapter(HTTPAdapter):
-    """Routes the provisioning client's HTTP through the active tape: played back on replay, recorded on record."""
+    """Routes the provisioning client's HTTP through the active tape: played back on replay, recorded on record.
+
+    The tape is per thread: prewarming provisions on a thread of its own while a test may rent on the main one.
+    """
 
     def __init__(self, clock: Clock, *, replaying: bool) -> None:
         super().__init__()
         self.clock = clock
         self.replaying = replaying
-        self.tape: HttpTape | None = None
+        self._local = threading.local()
+
+    @property
+    def tape(self) -> HttpTape | None:
+        tape: HttpTape | None = getattr(self._local, "tape", None)
+        return tape
+
+    @tape.setter
+    def tape(self, tape: HttpTape | None) -> None:
+        self._local.tape = tape
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         tape = self.tape
@@ -237,8 +258,16 @@ class CassetteAdapter(HTTPAdapter):
                 raise CassetteError(f"{request.method} {request.path_url}: no provisioning cassette is playing")
             return tape.play(request, self.clock)
         if tape is None:
-            return super().send(request, *args, **kwargs)  # outside provisioning (the final sweep): live, unrecorded
+            return self._send(request, *args, **kwargs)  # outside provisioning (the final sweep): live, unrecorded
         started = self.clock.now()
-        response = super().send(request, *args, **kwargs)
+        response = self._send(request, *args, **kwargs)
         tape.record(request, response, self.clock.now() - started)
+        return response
+
+    def _send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        _on_tape.sending = True  # a test's vcrpy cassette, if one is recording, must not take these twice
+        try:
+            response: requests.Response = super().send(request, *args, **kwargs)
+        finally:
+            _on_tape.sending = False
         return response

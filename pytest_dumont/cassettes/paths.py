@@ -44,6 +44,12 @@ def ssh_path(root: Path, item: pytest.Item) -> Path:
     return root / stem.parent / (stem.name + ".ssh.yaml")
 
 
+def rental_path(root: Path, item: pytest.Item, number: int) -> Path:
+    """The provisioning cassette of the ``number``-th instance a test rented itself (1-based)."""
+    stem = stem_for(item)
+    return root / stem.parent / f"{stem.name}.rental-{number}.yaml"
+
+
 def http_path(root: Path, item: pytest.Item) -> Path:
     stem = stem_for(item)
     return root / stem.parent / (stem.name + ".yaml")

@@ -3,10 +3,14 @@
 Each distinct provision request has its own cassette: the search, the create, every status poll in order, how long
 SSH took to answer, the destroy and its confirmation. On replay the real ``Provisioner`` runs against it, so the
 lifecycle's own logic is what replays, and every test sharing the instance replays without provisioning again.
+
+An instance a test rents for itself (``dumont_instance_factory``) has a cassette of the same kind per rental, beside
+the test's own (``<test>.rental-1.yaml``...), holding also every SSH operation on that instance.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -62,7 +66,7 @@ class CassetteProvisioner(Provisioner):
         client: VastClient,
         *,
         adapter: CassetteAdapter,
-        root: Path,
+        roots: list[Path],
         scrubber: Scrubber,
         replaying: bool,
         recorded_with: dict[str, Any],
@@ -71,23 +75,46 @@ class CassetteProvisioner(Provisioner):
     ) -> None:
         super().__init__(client, **kwargs)
         self.adapter = adapter
-        self.root = root
+        self.roots = roots  # recordings go to the first; replay looks in each, in order (the session adds)
         self.scrubber = scrubber
         self.replaying = replaying
         self.recorded_with = recorded_with
         self.how_to_record = how_to_record
         self.cassettes: dict[int, ProvisioningCassette] = {}  # instance id -> its request's cassette
         self.slots: dict[int, TranscriptSlot] = {}
-        self._active: ProvisioningCassette | None = None
-        self._slot: TranscriptSlot | None = None
+        self._local = threading.local()  # what plays now, per thread: prewarming rents on a thread of its own
 
-    def open(self, request: ProvisionRequest) -> ProvisioningCassette:
-        path = provisioning_path(self.root, request)
+    @property
+    def _active(self) -> ProvisioningCassette | None:
+        active: ProvisioningCassette | None = getattr(self._local, "active", None)
+        return active
+
+    @property
+    def _slot(self) -> TranscriptSlot | None:
+        slot: TranscriptSlot | None = getattr(self._local, "slot", None)
+        return slot
+
+    def locate(self, request: ProvisionRequest) -> Path:
+        """The request's cassette: the first root holding one on replay, else where a recording goes."""
+        paths = [provisioning_path(root, request) for root in self.roots]
+        if self.replaying:
+            return next((p for p in paths if p.exists()), paths[0])
+        return paths[0]
+
+    def open(self, request: ProvisionRequest, path: Path | None = None) -> ProvisioningCassette:
+        path = path or self.locate(request)
         if not self.replaying:
             return ProvisioningCassette(
                 path, request, HttpTape(path, self.scrubber), Transcript(path), recorded_with=self.recorded_with
             )
         doc = load(path, "provisioning", self.how_to_record)
+        recorded_key = (doc.get("request") or {}).get("key") if isinstance(doc.get("request"), dict) else None
+        if recorded_key not in (None, request_key(request)):
+            raise CassetteError(
+                f"cassette {path} was recorded for another request (key {recorded_key}, this test asks "
+                f"{request_key(request)}: {describe_request(request)['filters']}): record it again with "
+                f"{self.how_to_record}"
+            )
         try:
             return ProvisioningCassette(
                 path,
@@ -105,26 +132,33 @@ class CassetteProvisioner(Provisioner):
 
     @contextmanager
     def _playing(self, cassette: ProvisioningCassette) -> Iterator[None]:
-        previous, self._active, self.adapter.tape = self._active, cassette, cassette.tape
+        previous, previous_tape = self._active, self.adapter.tape
+        self._local.active, self.adapter.tape = cassette, cassette.tape
         with ExitStack() as stack:
             if self.replaying:
                 stack.enter_context(block_network())
             try:
                 yield
             finally:
-                self._active, self.adapter.tape = previous, previous.tape if previous else None
+                self._local.active, self.adapter.tape = previous, previous_tape
 
-    def provision(self, request: ProvisionRequest) -> ReadyInstance:
-        cassette = self.open(request)
-        self._slot = TranscriptSlot(self.clock, self.scrubber, default=cassette.ssh)
+    def provision(self, request: ProvisionRequest, cassette_path: Path | None = None) -> ReadyInstance:
+        """Rent ``request`` through its cassette (``cassette_path``: a test's rental, else the request's own)."""
+        cassette = self.open(request, cassette_path)
+        slot = self._local.slot = TranscriptSlot(self.clock, self.scrubber, default=cassette.ssh)
         with self._playing(cassette):
             ready = super().provision(request)
         self.cassettes[ready.id] = cassette
-        self.slots[ready.id] = self._slot
+        self.slots[ready.id] = slot
+        ready.emulated = (cassette.recorded_with or self.recorded_with).get("mode") == "emulator"
         if not self.replaying:
             cassette.ssh_ready_seconds = ready.record.phase_seconds("wait_ssh")
-            record_into(ready.connection, self._slot)
+            record_into(ready.connection, slot)
         return ready
+
+    def provision_unrecorded(self, request: ProvisionRequest) -> ReadyInstance:
+        """Rent ``request`` live with no cassette at all (a test that records nothing in this run)."""
+        return super().provision(request)
 
     def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> Any:
         if not self.replaying:

@@ -1,5 +1,9 @@
-"""SSH transcripts: every ``run``/``sudo``/``put``/``get`` of a test, recorded off the live connection and replayed
-by a ``fabric.Connection`` subclass that answers from the transcript and never opens a socket.
+"""SSH transcripts: every ``run``/``sudo``/``put``/``get`` and byte stream of a test, recorded off the live
+connection and replayed by a ``fabric.Connection`` subclass that answers from the transcript and never opens a socket.
+
+A byte stream (``streams.open_stream``: a snapshot's tar) keeps its bytes only up to ``CONTENT_LIMIT``; a larger one
+is written down as its size and sha256 and replays as that many zero bytes: the sizes and the order are checked on
+replay, the content is not (it never left the instance).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from pytest_dumont.cassettes.format import CassetteError
 from pytest_dumont.cassettes.scrub import Scrubber
 from pytest_dumont.clock import Clock
 from pytest_dumont.ssh import SSHTarget, session_config
+from pytest_dumont.streams import CHUNK, CommandStream, LiveStream
 
 CONTENT_LIMIT = 1 << 20  # files fetched with get() are kept whole up to 1 MiB, so that replay can hand them back
-METHODS = ("run", "sudo", "put", "get")
+METHODS = ("run", "sudo", "put", "get")  # and "stream": a command with byte streams (streams.open_stream)
 
 
 @dataclass
@@ -80,7 +85,9 @@ def record_into(connection: Any, slot: TranscriptSlot) -> Any:
     """Make the live ``connection`` write every operation into ``slot`` (it stays a fabric ``Connection``)."""
     base = type(connection)
     if base not in _RECORDING:
-        _RECORDING[base] = type(f"Recording{base.__name__}", (base,), {m: _recorded(base, m) for m in METHODS})
+        methods = {m: _recorded(base, m) for m in METHODS}
+        methods["dumont_open_stream"] = _recorded_stream
+        _RECORDING[base] = type(f"Recording{base.__name__}", (base,), methods)
     object.__setattr__(connection, "_dumont_slot", slot)
     object.__setattr__(connection, "__class__", _RECORDING[base])
     return connection
@@ -94,6 +101,9 @@ def _recorded(base: type[Any], method: str) -> Any:
         started = slot.clock.now()
         key = "command" if method in ("run", "sudo") else "remote"
         entry: dict[str, Any] = {"op": method, key: slot.scrubber.text(_argument(method, args, kwargs))}
+        marks: list[list[float]] = []
+        if kwargs.get("out_stream") is not None:  # a reader that times lines (throughput): keep when each came
+            kwargs["out_stream"] = _MarkedStream(kwargs["out_stream"], slot.clock, started, marks)
         try:
             result = real(self, *args, **kwargs)
         except UnexpectedExit as exc:
@@ -109,11 +119,89 @@ def _recorded(base: type[Any], method: str) -> Any:
                 _describe_transfer(entry, method, result, args, kwargs)
             return result
         finally:
+            if marks:
+                entry["stdout_marks"] = marks
             entry["duration"] = round(slot.clock.now() - started, 6)
             slot.transcript.operations.append(entry)
 
     call.__name__ = method
     return call
+
+
+class _MarkedStream(io.TextIOBase):
+    """Passes a command's output on to the caller's ``out_stream``, noting when each piece came and how long it was."""
+
+    def __init__(self, target: Any, clock: Clock, started: float, marks: list[list[float]]) -> None:
+        self.target, self.clock, self.started, self.marks = target, clock, started, marks
+
+    def write(self, text: str) -> int:
+        self.marks.append([round(self.clock.now() - self.started, 6), len(text)])
+        written: int = self.target.write(text)
+        return written
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def _recorded_stream(self: Any, command: str) -> CommandStream:
+    slot: TranscriptSlot = self.__dict__["_dumont_slot"]
+    return RecordingStream(LiveStream(self, command), slot, slot.scrubber.text(command))
+
+
+class RecordingStream:
+    """A live byte stream that writes itself down (sizes, sha256, small contents, exit, stderr) when closed."""
+
+    def __init__(self, live: LiveStream, slot: TranscriptSlot, command: str) -> None:
+        self.live, self.slot = live, slot
+        self.transcript = slot.transcript  # the test's that opened it, even if it is closed later
+        self.entry: dict[str, Any] = {"op": "stream", "command": command}
+        self.started = slot.clock.now()
+        self.out, self.out_size, self.kept = hashlib.sha256(), 0, bytearray()
+        self.into, self.in_size = hashlib.sha256(), 0
+        self.seconds = 0.0
+        self._closed = False
+
+    def recv(self) -> bytes:
+        data = self.live.recv()
+        self.out.update(data)
+        self.out_size += len(data)
+        if self.out_size <= CONTENT_LIMIT:
+            self.kept += data
+        return data
+
+    def send(self, data: bytes) -> bool:
+        if not self.live.send(data):
+            return False
+        self.into.update(data)
+        self.in_size += len(data)
+        return True
+
+    def finish(self) -> tuple[int, str]:
+        status, stderr = self.live.finish()
+        self.seconds = self.live.seconds
+        self.entry.update(exited=status, stderr=self.slot.scrubber.text(stderr))
+        return status, stderr
+
+    def close(self) -> None:
+        self.live.close()
+        if self._closed:
+            return
+        self._closed = True
+        entry = self.entry
+        if "exited" not in entry:
+            entry["error"] = "closed before the command finished"
+        entry.update(out_size=self.out_size, out_sha256=self.out.hexdigest())
+        if self.out_size <= CONTENT_LIMIT:
+            entry["out_content"] = base64.b64encode(bytes(self.kept)).decode("ascii")
+        entry.update(in_size=self.in_size, in_sha256=self.into.hexdigest())
+        entry["duration"] = round(self.seconds or self.slot.clock.now() - self.started, 6)
+        self.transcript.operations.append(entry)
+
+    def __enter__(self) -> RecordingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _argument(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -185,11 +273,11 @@ class ReplayConnection(fabric.Connection):  # type: ignore[misc]  # fabric is un
     def close(self) -> None:
         """Nothing to close."""
 
-    def _play(self, op: str, key: str) -> dict[str, Any]:
+    def _play(self, op: str, key: str, *, advance: bool = True) -> dict[str, Any]:
         slot = self._slot
         entry = slot.transcript.take(op, key, slot.scrubber)
-        if hasattr(slot.clock, "advance"):
-            slot.clock.advance(float(entry.get("duration", 0.0)))
+        if advance:
+            _advance(slot.clock, float(entry.get("duration", 0.0)))
         if "error" in entry:
             raise CassetteError(f"SSH {op} {key!r} failed when recorded ({entry['error']}); replaying that failure")
         return entry
@@ -201,8 +289,11 @@ class ReplayConnection(fabric.Connection):  # type: ignore[misc]  # fabric is un
         return self._command("sudo", command, **kwargs)
 
     def _command(self, op: str, command: str, **kwargs: Any) -> Result:
-        entry = self._play(op, command)
+        out_stream = kwargs.get("out_stream")
+        entry = self._play(op, command, advance=out_stream is None)
         hide = _hidden(kwargs.get("hide", self.config.run.hide))
+        if out_stream is not None:  # invoke writes to an explicit out_stream even when stdout is hidden
+            hide = tuple(h for h in hide if h != "stdout")
         result = Result(
             connection=self,
             stdout=entry.get("stdout", ""),
@@ -213,13 +304,32 @@ class ReplayConnection(fabric.Connection):  # type: ignore[misc]  # fabric is un
             hide=hide,
             pty=bool(kwargs.get("pty", False)),
         )
-        if "stdout" not in hide and result.stdout:
+        if out_stream is not None:
+            self._stream_out(entry, out_stream)
+        elif "stdout" not in hide and result.stdout:
             sys.stdout.write(result.stdout)
         if "stderr" not in hide and result.stderr:
             sys.stderr.write(result.stderr)
         if result.exited != 0 and not kwargs.get("warn", self.config.run.warn):
             raise UnexpectedExit(result)
         return result
+
+    def _stream_out(self, entry: dict[str, Any], out_stream: Any) -> None:
+        """Hand the output to ``out_stream`` piece by piece, the clock at each piece's recorded moment."""
+        clock, text, elapsed = self._slot.clock, str(entry.get("stdout", "")), 0.0
+        marks = entry.get("stdout_marks") or [[0.0, len(text)]]
+        for at, length in marks:
+            _advance(clock, float(at) - elapsed)
+            elapsed = max(elapsed, float(at))
+            piece, text = text[: int(length)], text[int(length) :]
+            out_stream.write(piece)
+        if text:
+            out_stream.write(text)
+        _advance(clock, float(entry.get("duration", 0.0)) - elapsed)
+
+    def dumont_open_stream(self, command: str) -> CommandStream:
+        """The recorded byte stream of ``command`` (``streams.open_stream`` asks for this)."""
+        return ReplayStream(self._play("stream", command, advance=False), self._slot)
 
     def put(self, local: Any, remote: str | None = None, preserve_mode: bool = True) -> TransferResult:
         key = "" if remote is None else str(remote)
@@ -251,3 +361,57 @@ class ReplayConnection(fabric.Connection):  # type: ignore[misc]  # fabric is un
         else:
             target.write(data)
         return TransferResult(connection=self, orig_remote=remote, remote=remote, orig_local=local, local=target)
+
+
+def _advance(clock: Clock, seconds: float) -> None:
+    if hasattr(clock, "advance"):
+        clock.advance(seconds)
+
+
+class ReplayStream:
+    """A recorded byte stream: the recorded stdout (or as many zero bytes, when it was too large to keep), stdin
+    accepted up to the recorded size, then the recorded exit status and stderr; the clock moves by its duration.
+    """
+
+    def __init__(self, entry: dict[str, Any], slot: TranscriptSlot) -> None:
+        self.entry, self.slot, self.path = entry, slot, slot.transcript.path
+        self.content = base64.b64decode(entry["out_content"]) if "out_content" in entry else None
+        self.out_size, self.sent_limit = int(entry.get("out_size", 0)), int(entry.get("in_size", 0))
+        self.given = self.received = 0
+        self.seconds = 0.0
+        self._finished = False
+
+    def recv(self) -> bytes:
+        size = min(CHUNK, self.out_size - self.given)
+        if size <= 0:
+            return b""
+        data = self.content[self.given : self.given + size] if self.content is not None else bytes(size)
+        self.given += len(data)
+        return data
+
+    def send(self, data: bytes) -> bool:
+        if self.received + len(data) > self.sent_limit:
+            return False  # where the recorded command stopped reading
+        self.received += len(data)
+        return True
+
+    def finish(self) -> tuple[int, str]:
+        if self.received != self.sent_limit:
+            raise CassetteError(
+                f"stream {self.entry.get('command')!r} was sent {self.received} bytes on replay but "
+                f"{self.sent_limit} when recorded in {self.path}: record the test again"
+            )
+        if not self._finished:
+            self._finished = True
+            self.seconds = float(self.entry.get("duration", 0.0))
+            _advance(self.slot.clock, self.seconds)
+        return int(self.entry.get("exited", 0)), str(self.entry.get("stderr", ""))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> ReplayStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -13,7 +13,7 @@ from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
 from pytest_dumont.cassettes.format import CassetteError, write_atomic
-from pytest_dumont.cassettes.http import MATCH_ON, request_hook, response_hook
+from pytest_dumont.cassettes.http import MATCH_ON, VcrRequest, request_hook, response_hook, sent_by_tape
 from pytest_dumont.cassettes.scrub import Scrubber
 
 MATCHER_NAMES = ("dumont_method", "dumont_path", "dumont_query", "dumont_body")
@@ -40,11 +40,19 @@ class AtomicPersister(FilesystemPersister):  # type: ignore[misc]  # vcrpy is un
 
 
 def vcr_for_tests(scrubber: Scrubber) -> vcr.VCR:
-    """The vcrpy configuration for a test's own HTTP: our matchers, scrubbing, decoded bodies, atomic saves."""
+    """The vcrpy configuration for a test's own HTTP: our matchers, scrubbing, decoded bodies, atomic saves.
+
+    The provisioning client's calls (an instance rented inside the test) are on their own tape: vcrpy ignores them.
+    """
+    scrub = request_hook(scrubber)
+
+    def before_record_request(request: VcrRequest) -> VcrRequest | None:
+        return None if sent_by_tape() else scrub(request)
+
     config = vcr.VCR(
         serializer="yaml",
         match_on=MATCHER_NAMES,
-        before_record_request=request_hook(scrubber),
+        before_record_request=before_record_request,
         before_record_response=response_hook(scrubber),
         decode_compressed_response=True,
         record_on_exception=False,

@@ -1,7 +1,7 @@
 """``dumont test NAME``: run one scenario of ``pytest_dumont.scenarios`` by name, as the seed's team asked.
 
 Against the bundled emulator by default (no key, no money: it runs anywhere); ``--real`` runs it live on Vast.ai
-(``-m real_gpu``, needs ``VAST_API_KEY``); ``--replay`` replays it from cassettes (skipped until recorded). Any
+(``-m real_gpu``, needs ``VAST_API_KEY``); ``--replay`` replays the recordings shipped in the package. Any
 further argument goes to pytest. The exit code is pytest's; an unknown scenario is a usage error (2) that lists them.
 """
 

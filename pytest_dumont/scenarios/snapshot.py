@@ -11,13 +11,13 @@ import hashlib
 import json
 import os
 import shlex
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_dumont.errors import RestoreFailed, SnapshotError, SnapshotMismatch
+from pytest_dumont.streams import open_stream
 
 CHUNK = 1 << 16
 
@@ -153,22 +153,6 @@ def _digests(connection: Any, root: str, relative: Sequence[str]) -> tuple[FileD
     return tuple(digests)
 
 
-def _channel(connection: Any, command: str) -> Any:
-    """A raw SSH channel running ``command``: bytes, not text, in both directions."""
-    connection.open()
-    channel = connection.client.get_transport().open_session()
-    channel.exec_command(command)
-    return channel
-
-
-def _drain_stderr(channel: Any) -> str:
-    """Everything the command wrote to stderr (it has exited: the stream ends)."""
-    parts = []
-    while chunk := channel.recv_stderr(CHUNK):
-        parts.append(chunk)
-    return b"".join(parts).decode(errors="replace").strip()
-
-
 def snapshot(connection: Any, paths: Sequence[str], store: SnapshotStore, *, key: str, root: str = "/") -> Manifest:
     """Tar ``paths`` on the instance into ``store`` under ``key`` (and ``key.manifest.json``); return the manifest."""
     relative = _remote_paths(root, paths)
@@ -176,25 +160,19 @@ def snapshot(connection: Any, paths: Sequence[str], store: SnapshotStore, *, key
     if not files:
         raise SnapshotError(f"nothing to snapshot: no regular file under {', '.join(paths)}")
     quoted = " ".join(shlex.quote(p) for p in relative)
-    channel = _channel(connection, f"tar -C {shlex.quote(root)} -cf - -- {quoted}")
     archive = hashlib.md5()  # noqa: S324 - an integrity checksum, as md5sum on the instance, not security
-    started = time.monotonic()
+    with open_stream(connection, f"tar -C {shlex.quote(root)} -cf - -- {quoted}") as tar:
 
-    def stream() -> Iterator[bytes]:
-        while chunk := channel.recv(CHUNK):
-            archive.update(chunk)
-            yield chunk
+        def chunks() -> Iterator[bytes]:
+            while chunk := tar.recv():
+                archive.update(chunk)
+                yield chunk
 
-    try:
-        size = store.put(key, stream())
-        status = channel.recv_exit_status()
-        stderr = _drain_stderr(channel)
-    finally:
-        channel.close()
-    seconds = time.monotonic() - started
+        size = store.put(key, chunks())
+        status, stderr = tar.finish()
     if status != 0:
         raise SnapshotError(f"tar on the instance exited {status} while snapshotting {', '.join(paths)}: {stderr}")
-    manifest = Manifest(key, root, files, size, archive.hexdigest(), Transfer(size, seconds))
+    manifest = Manifest(key, root, files, size, archive.hexdigest(), Transfer(size, tar.seconds))
     store.put(f"{key}.manifest.json", [manifest.to_json()])
     return manifest
 
@@ -208,23 +186,13 @@ def restore(connection: Any, manifest: Manifest, store: SnapshotStore, *, root: 
     """Stream snapshot ``manifest.key`` from ``store`` into ``tar -x`` on the instance, under ``root``."""
     target = root or manifest.root
     command = f"mkdir -p {shlex.quote(target)} && tar -C {shlex.quote(target)} -xf -"
-    channel = _channel(connection, command)
-    started = time.monotonic()
     sent = 0
-    try:
+    with open_stream(connection, command) as tar:
         for chunk in store.get(manifest.key):
-            if channel.exit_status_ready():
+            if not tar.send(chunk):
                 break  # tar gave up (a full disk): its exit status and stderr say why
-            try:
-                channel.sendall(chunk)
-            except OSError:
-                break
             sent += len(chunk)
-        channel.shutdown_write()
-        status = channel.recv_exit_status()
-        stderr = _drain_stderr(channel)
-    finally:
-        channel.close()
+        status, stderr = tar.finish()
     if status != 0:
         # GNU tar says "Wrote only N of M bytes" when a write comes up short: on a full disk, before ENOSPC.
         full = "No space left" in stderr or "Wrote only" in stderr
@@ -232,7 +200,7 @@ def restore(connection: Any, manifest: Manifest, store: SnapshotStore, *, root: 
         raise RestoreFailed(
             f"restore of snapshot {manifest.key} into {target} on the instance failed: {reason}: {stderr[-400:]}"
         )
-    return Transfer(sent, time.monotonic() - started)
+    return Transfer(sent, tar.seconds)
 
 
 def verify(connection: Any, manifest: Manifest, *, root: str | None = None) -> None:

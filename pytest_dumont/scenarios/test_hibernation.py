@@ -38,7 +38,7 @@ def test_auto_hibernation(
     gpu = factory()
     work = f"/workspace/hibernate-{gpu.id}"
     gpu.connection.run(f"mkdir -p {work} && echo 'state worth keeping' > {work}/state.txt", hide=True)
-    pace = EMULATED if dumont_api.emulated else LIVE
+    pace = EMULATED if gpu.emulated else LIVE
     watcher = IdleWatcher(gpu.connection, THRESHOLD, pace["window_s"], pace["sample_every_s"], factory.clock)
 
     def go_idle_after_busy(_at: float, reading: float) -> None:
@@ -46,15 +46,15 @@ def test_auto_hibernation(
         if reading >= THRESHOLD and len(busy) == BUSY_SAMPLES:
             set_emulated_utilization(dumont_api, gpu.id, 0)
 
-    if dumont_api.emulated:
+    if gpu.emulated:
         set_emulated_utilization(dumont_api, gpu.id, 80)
     with factory.phase(gpu, "watch until idle"):
-        verdict = watcher.wait_until_idle(pace["timeout_s"], go_idle_after_busy if dumont_api.emulated else None)
+        verdict = watcher.wait_until_idle(pace["timeout_s"], go_idle_after_busy if gpu.emulated else None)
 
     readings = [r for _, r in verdict.samples]
     assert verdict.idle_seconds >= pace["window_s"]
     assert all(r < THRESHOLD for at, r in verdict.samples if at >= verdict.idle_since)
-    if dumont_api.emulated:  # busy first: the watcher did not call a busy GPU idle
+    if gpu.emulated:  # busy first: the watcher did not call a busy GPU idle
         assert readings[:BUSY_SAMPLES] == [80.0] * BUSY_SAMPLES
         assert verdict.idle_since > verdict.samples[BUSY_SAMPLES - 1][0]
 

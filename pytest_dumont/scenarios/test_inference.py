@@ -8,7 +8,6 @@ Against the emulator: a small token server doing real hashing work per token, sa
 from __future__ import annotations
 
 from pytest_dumont.instances import InstanceFactory
-from pytest_dumont.resources import ApiEndpoint
 from pytest_dumont.scenarios.conftest import Figures
 from pytest_dumont.scenarios.throughput import OLLAMA_QWEN, local_token_server, measure_throughput
 
@@ -19,19 +18,17 @@ PROMPTS = [
 ]
 
 
-def test_inference_throughput(
-    dumont_instance_factory: InstanceFactory, dumont_api: ApiEndpoint, scenario_figures: Figures
-) -> None:
+def test_inference_throughput(dumont_instance_factory: InstanceFactory, scenario_figures: Figures) -> None:
     factory = dumont_instance_factory
     gpu = factory()
-    server = local_token_server() if dumont_api.emulated else OLLAMA_QWEN
-    max_tokens = 32 if dumont_api.emulated else 128
+    server = local_token_server() if gpu.emulated else OLLAMA_QWEN
+    max_tokens = 32 if gpu.emulated else 128
     with factory.phase(gpu, f"inference ({server.name})"):
         result = measure_throughput(gpu.connection, server, PROMPTS, max_tokens=max_tokens, clock=factory.clock)
 
     assert len(result.prompts) == len(PROMPTS)
     assert all(p.tokens > 1 for p in result.prompts)
-    if dumont_api.emulated:  # the stand-in answers exactly num_predict tokens
+    if gpu.emulated:  # the stand-in answers exactly num_predict tokens
         assert result.tokens == len(PROMPTS) * max_tokens
     assert result.tokens_per_s > 0 and result.ttft_s > 0
 

@@ -15,6 +15,7 @@ from pytest_dumont.cassettes.format import CassetteError
 from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
 from pytest_dumont.cassettes.network import NetworkBlocked, block_network
 from pytest_dumont.cassettes.scrub import Scrubber
+from pytest_dumont.cassettes.ssh import ReplayStream, Transcript, TranscriptSlot
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
 from pytest_dumont.errors import register_secret
 
@@ -102,7 +103,43 @@ def test_check_secrets_fails_on_a_private_key_and_passes_the_repository_cassette
     pattern = subprocess.run([*cmd, "--pattern", "corp-[0-9]{4}", str(custom.parent)], capture_output=True, text=True)
     assert pattern.returncode == 1
     assert "log.txt:1: matches the configured pattern" in pattern.stdout
-    repo = Path(__file__).resolve().parents[2] / "cassettes"
-    clean = subprocess.run([*cmd, str(repo)], capture_output=True, text=True)
+    repo = Path(__file__).resolve().parents[2]
+    shipped = [repo / "cassettes", repo / "pytest_dumont" / "scenarios" / "cassettes"]
+    clean = subprocess.run([*cmd, *map(str, shipped)], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stdout
     assert "file(s) clean" in clean.stdout
+
+
+def _stream_slot(entry: dict[str, object], tmp_path: Path) -> tuple[TranscriptSlot, VirtualClock]:
+    clock = VirtualClock()
+    transcript = Transcript(tmp_path / "t.ssh.yaml", [entry])
+    return TranscriptSlot(clock, Scrubber(), default=transcript), clock
+
+
+def test_a_large_stream_replays_as_zero_bytes_of_its_recorded_size_in_its_recorded_time(tmp_path: Path):
+    entry = {"op": "stream", "command": "tar -cf - d", "out_size": 150_000, "in_size": 0, "exited": 0,
+             "stderr": "", "duration": 2.5}  # fmt: skip
+    slot, clock = _stream_slot(entry, tmp_path)
+    stream = ReplayStream(entry, slot)
+    data = b"".join(iter(stream.recv, b""))
+    assert data == bytes(150_000)
+    assert stream.finish() == (0, "") and stream.seconds == 2.5 and clock.now() == 2.5
+
+
+def test_a_small_stream_replays_its_bytes_and_stops_taking_input_where_the_command_did(tmp_path: Path):
+    entry = {"op": "stream", "command": "tar -xf -", "out_size": 2, "out_content": "b2s=", "in_size": 6,
+             "exited": 2, "stderr": "No space left on device", "duration": 0.1}  # fmt: skip
+    slot, _ = _stream_slot(entry, tmp_path)
+    stream = ReplayStream(entry, slot)
+    assert stream.recv() == b"ok" and stream.recv() == b""
+    assert stream.send(b"abc") and stream.send(b"def") and not stream.send(b"g")
+    assert stream.finish() == (2, "No space left on device")
+
+
+def test_a_stream_sent_other_bytes_than_recorded_is_a_cassette_error(tmp_path: Path):
+    entry = {"op": "stream", "command": "tar -xf -", "out_size": 0, "in_size": 10, "exited": 0, "duration": 0.1}
+    slot, _ = _stream_slot(entry, tmp_path)
+    stream = ReplayStream(entry, slot)
+    stream.send(b"12345")
+    with pytest.raises(CassetteError, match=r"sent 5 bytes on replay but 10 when recorded in .*t.ssh.yaml"):
+        stream.finish()

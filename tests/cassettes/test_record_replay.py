@@ -16,6 +16,8 @@ def test_shell(ssh_session):
     assert out.stdout == "hello\\n" and out.stderr == "oops\\n"
     failed = ssh_session.run("exit 3", hide=True, warn=True)
     assert failed.exited == 3
+    with ssh_session.cd("/tmp"), ssh_session.prefix("export WHO=dumont"):  # recorded and matched as given to run()
+        assert ssh_session.run("pwd; echo $WHO", hide=True).stdout == "/tmp\\ndumont\\n"
 
 def test_leaky(ssh_session):
     # A test that prints secrets: the instance's own key, the session's public key, a private key block.

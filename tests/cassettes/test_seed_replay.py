@@ -60,3 +60,23 @@ def test_the_seed_journey_took_the_seed_timeline_when_recorded():
     assert len(polls) > 10
     assert any(s and s.get("actual_status") == "loading" for s in statuses)
     assert statuses[-1] is None  # the destroy's confirmation: the API says null
+
+
+def test_cassettes_beside_the_test_module_replay_too(pytester: pytest.Pytester):
+    """pytest-recording keeps cassettes in a folder beside the test module: replay looks there after cassettes/."""
+    (pytester.path / "tests").mkdir()
+    shutil.copy(REPO / "examples" / "seed_journey" / "test_seed_journey.py", pytester.path / "tests")
+    shutil.copytree(REPO / "cassettes", pytester.path / "tests" / "cassettes")
+    result = pytester.runpytest("-p", "no:xdist", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=4)
+    assert not (pytester.path / "cassettes").exists()
+    result.stdout.fnmatch_lines(["*dumont: 4 test(s) replayed from *"])
+
+
+def test_replay_runs_under_xdist_and_recording_there_is_a_usage_error(pytester: pytest.Pytester):
+    copy_journey(pytester)
+    replay = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    replay.assert_outcomes(passed=4)
+    record = pytester.runpytest_subprocess("-n", "2", "--dumont-mode=emulator", "--dumont-record-mode=rewrite")
+    assert record.ret == pytest.ExitCode.USAGE_ERROR
+    record.stderr.fnmatch_lines(["*recording cassettes under pytest-xdist is not supported*-n 0 or -p no:xdist*"])

@@ -60,7 +60,7 @@ class Deadlines:
     poll_first: float = 0.05
     poll_factor: float = 1.5
     poll_max: float = 2.0
-    ssh_retry_max: float = 0.25  # a refused SSH connect costs no API call, so it is retried often
+    ssh_retry_max: float = 0.1  # a refused SSH connect costs no API call: retried often, SSH is seen up sooner
 
     def poll_delays(self) -> Iterator[float]:
         delay = self.poll_first
@@ -263,13 +263,13 @@ class Provisioner:
         raise AssertionError("unreachable: poll_delays never ends")
 
     def _note_status(self, record: InstanceRecord, instance: Instance, now: float) -> None:
+        if self.on_status is not None:  # at every poll, so that a status line's seconds advance while it waits
+            self.on_status(record.instance_id, instance.status, now - record.created_at)
         if record.timeline and record.timeline[-1].status == instance.status:
             return
         record.timeline.append(
             StatusChange(at=now - record.created_at, status=instance.status, status_msg=instance.status_msg)
         )
-        if self.on_status is not None:
-            self.on_status(record.instance_id, instance.status, now - record.created_at)
 
     # --- teardown -----------------------------------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ class ReadyInstance:
         return f"ReadyInstance(id={self.id}, gpu={self.gpu_name!r}, ${self.dph_total:.4f}/h, ssh={self.target})"
 
 
+# (instance id, status, seconds since the create), called at every status poll: the status may repeat.
 StatusListener = Callable[[int, str, float], None]
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dumont.lifecycle_api import ProvisionRequest
 from pytest_dumont.settings import (
     Settings,
     parse_fraction,
@@ -25,14 +24,16 @@ from pytest_dumont.settings import (
     parse_text,
 )
 
+if TYPE_CHECKING:
+    from pytest_dumont.lifecycle_api import ProvisionRequest
+
 GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session", "dumont_instance_factory"})
 # The fixtures that use the session's shared instance (the factory rents instances of its own).
 SHARED_INSTANCE_FIXTURES = frozenset({"vast_gpu", "ssh_session"})
 
 
 def uses_shared_instance(item: pytest.Item) -> bool:
-    names = getattr(item, "fixturenames", ())
-    return any(name in names for name in SHARED_INSTANCE_FIXTURES)
+    return not SHARED_INSTANCE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
 MARKERS = {
@@ -111,6 +112,8 @@ def check_offer_marker(mark: pytest.Mark, where: str) -> dict[str, Any]:
 
 def provision_request(item: pytest.Item, settings: Settings) -> ProvisionRequest:
     """The request for ``item``: session settings overridden by its markers, closest marker last."""
+    from pytest_dumont.lifecycle_api import ProvisionRequest  # imported once a GPU test needs it, not at collection
+
     request = ProvisionRequest(filters=settings.filters, image=settings.image)
     for mark in reversed(list(item.iter_markers("dumont_offer"))):
         for name, value in check_offer_marker(mark, item.nodeid).items():
@@ -124,21 +127,35 @@ def _apply(request: ProvisionRequest, field: str, value: Any) -> ProvisionReques
     return replace(request, **{field: value})
 
 
-def mark_gpu_items(items: list[pytest.Item]) -> None:
-    """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs.
+def mark_gpu_items(items: list[pytest.Item]) -> tuple[bool, bool]:
+    """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs; return whether
+    there is a GPU test (only then are cassettes worth opening) and whether one uses the session's shared instance
+    (only then is prewarming worth a look).
 
-    Each node's own markers are checked once (a module's marker is not re-read for each of its tests): collection
-    of a large suite must stay as fast with the plugin as without it.
+    Collection of a large suite must stay as fast with the plugin as without it, so the loop does little per test:
+    each collector's own markers are checked once (a module's marker is not re-read for each of its tests), and the
+    fixture names are matched in one set operation.
     """
     seen: set[int] = set()
+    gpu = shared = False
     for item in items:
-        node: Any = item  # an Item, then its Collectors up to the Session (pytest has no public Node type)
+        if item.own_markers:
+            _check_own_markers(item)
+        node: Any = item.parent  # its Collectors up to the Session (pytest has no public Node type)
         while node is not None and id(node) not in seen:
             seen.add(id(node))
-            for mark in node.own_markers:
-                if mark.name == "dumont_offer":
-                    check_offer_marker(mark, node.nodeid)
+            if node.own_markers:
+                _check_own_markers(node)
             node = node.parent
         names = getattr(item, "fixturenames", ())
-        if any(name in names for name in GPU_FIXTURES):
+        if not GPU_FIXTURES.isdisjoint(names):
             item.add_marker(pytest.mark.real_gpu)
+            gpu = True
+            shared = shared or not SHARED_INSTANCE_FIXTURES.isdisjoint(names)
+    return gpu, shared
+
+
+def _check_own_markers(node: Any) -> None:
+    for mark in node.own_markers:
+        if mark.name == "dumont_offer":
+            check_offer_marker(mark, node.nodeid)

@@ -9,10 +9,10 @@ import pytest
 
 from pytest_dumont import fixtures, markers, settings
 from pytest_dumont.errors import MissingApiKey
-from pytest_dumont.reporting import PROPERTY, RUN_KEY
+from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
 from pytest_dumont.session import SESSION_KEY, SessionState
 
-# pytest-html columns (sortable); cells come from a GPU test's user_properties, empty for other tests.
+# pytest-html columns (sortable); cells come with a GPU test's call report, empty for other rows.
 HTML_COLUMNS: tuple[tuple[str, str], ...] = (
     ("dumont_gpu", "GPU"),
     ("dumont_dph", "$/h"),
@@ -50,20 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
             "against instances it does not own. Record in one process (-n 0 or -p no:xdist); replay with any -n"
         )
     state = SessionState(settings=resolved)
-    if resolved.uses_cassettes:  # replay reads cassettes (on a virtual clock); a record mode writes them
-        from pytest_dumont.cassettes import CASSETTES_KEY
-        from pytest_dumont.cassettes.session import CassetteSession
+    if resolved.mode == "replay":  # replay answers from cassettes on a virtual clock: nothing waits for real
         from pytest_dumont.cassettes.virtual_clock import VirtualClock
 
-        if resolved.mode == "replay":
-            state.clock = VirtualClock()
-        config.stash[CASSETTES_KEY] = CassetteSession(resolved, config.rootpath, state.clock)
-        config.pluginmanager.register(config.stash[CASSETTES_KEY], "dumont-cassettes")
+        state.clock = VirtualClock()
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
-    from pytest_dumont import budget
-
-    config.pluginmanager.register(budget, "dumont-budget")  # max-minutes, keep-on-failure, budget warnings
+    # The budget's hooks (max-minutes, keep-on-failure, budget warnings) are registered by safety.arm with the pool.
     if resolved.check_secrets:
         from pytest_dumont import secret_check
 
@@ -74,10 +67,26 @@ def pytest_configure(config: pytest.Config) -> None:
         webhook.register(config, resolved.webhook_url, state.session_id)
 
 
+_SHARED_COLLECTED = pytest.StashKey[bool]()  # a collected test uses the shared instance (before -k/-m deselect)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # tryfirst: real_gpu must be on the items before -m deselects by marker.
-    markers.mark_gpu_items(items)
+    gpu, config.stash[_SHARED_COLLECTED] = markers.mark_gpu_items(items)
+    state = config.stash.get(SESSION_KEY, None)
+    if gpu and state is not None and state.settings.uses_cassettes:
+        _open_cassettes(config, state)
+
+
+def _open_cassettes(config: pytest.Config, state: SessionState) -> None:
+    """Replay reads cassettes and a record mode writes them: opened once GPU tests are collected, not before."""
+    from pytest_dumont.cassettes import CASSETTES_KEY
+    from pytest_dumont.cassettes.session import CassetteSession
+
+    if CASSETTES_KEY not in config.stash:
+        config.stash[CASSETTES_KEY] = CassetteSession(state.settings, config.rootpath, state.clock)
+        config.pluginmanager.register(config.stash[CASSETTES_KEY], "dumont-cassettes")
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -94,7 +103,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(markers.uses_shared_instance(item) for item in session.items):
+    # No second pass over the items of a suite without GPU tests; prewarm.start looks at what -k/-m left.
+    if session.config.stash.get(_SHARED_COLLECTED, False):
         from pytest_dumont import prewarm
 
         prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run
@@ -147,7 +157,7 @@ def pytest_fixture_setup(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    if call.when == "call" and "vast_gpu" in getattr(item, "fixturenames", ()):
+    if call.when == "call" and not REPORTED_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
         from pytest_dumont.reporting.per_test import on_call_report
 
         on_call_report(item, report)
@@ -166,7 +176,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         from pytest_dumont import sharing
 
         used_shared = sharing.worker_finish(config, workeroutput)  # the controller bills it; outcomes go too
-        if state.ledger.records() or used_shared:
+        if state.ledger.records() or used_shared or config.stash.get(RUN_KEY, None) is not None:
             from pytest_dumont.reporting.session_end import worker_finish
 
             worker_finish(config, workeroutput)
@@ -196,15 +206,10 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    data = None
-    if report.when == "call":  # the call report carries the test's numbers; setup and teardown rows stay blank
-        data = next((value for key, value in getattr(report, "user_properties", ()) if key == PROPERTY), None)
-    if data is None:
-        cells.extend(_BLANK_CELLS)
-        return
-    from pytest_dumont.reporting.html import row_cells
-
-    cells.extend(row_cells(data))
+    # A GPU test's call report carries its cells, formatted when its call ended; other rows shown are blank there.
+    # pytest-html drops passed setup and teardown rows after building them: they get no cells (it parses each one).
+    if report.when == "call" or report.outcome != "passed":
+        cells.extend(getattr(report, CELLS, _BLANK_CELLS))
 
 
 @pytest.hookimpl(optionalhook=True)

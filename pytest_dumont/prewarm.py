@@ -2,9 +2,10 @@
 
 Provisioning is the slowest step of a GPU suite (minutes on Vast), and nothing in it needs the tests. So at the end
 of collection the session's pool is opened (in the main thread: it arms signal handlers) and the request most GPU
-tests ask for is provisioned on a thread. The first GPU test joins that thread and waits only for what is left; an
-error on the thread is raised there. If no GPU test runs after all, the pool's teardown destroys whatever was rented,
-waiting for a provisioning still in flight (the pool's lock) so nothing is left behind.
+tests ask for is provisioned on a thread, which also reads the instance's GPU and disk facts once SSH answers. The
+first GPU test joins that thread and waits only for what is left; an error on the thread is raised there. If no GPU
+test runs after all, the pool's teardown destroys whatever was rented, waiting for a provisioning still in flight (the
+pool's lock) so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -132,10 +133,17 @@ class Prewarm:
         self.api = api
         self.pool = pool
         self.request = request
-        self.background = BackgroundProvisioning(pool, request, "dumont-prewarm")
+        self.background = BackgroundProvisioning(pool, request, "dumont-prewarm", self._provisioned)
         self._stack = stack
         self._lock = threading.Lock()
         self._reported = False
+
+    def _provisioned(self, ready: ReadyInstance | None, error: BaseException | None) -> None:
+        """On the thread, once SSH answers: read the GPU and disk facts there, not in the first GPU test."""
+        if ready is not None and not self.background.clock.cancelled.is_set():
+            from pytest_dumont.timing import gather_facts
+
+            gather_facts(ready.connection, ready.record)  # never raises; the first test finds them read
 
     def join(self, request: ProvisionRequest) -> None:
         """Wait for the background provisioning if ``request`` is what it rents; raise its error once."""
@@ -201,4 +209,9 @@ def start(session: pytest.Session) -> Prewarm | None:
     config.stash[PREWARM_KEY] = warm
     config.pluginmanager.register(warm, "dumont-prewarm")
     warm.background.start()
+    # The SSH stack (fabric, paramiko) is needed once the instance runs. Imported here, while the thread searches and
+    # creates, its time is not spent on the thread between the create and the first status poll, where it would
+    # shift every later poll (by up to half a second while CPU-bound tests hold the GIL).
+    import pytest_dumont.ssh  # noqa: F401
+
     return warm

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_dumont import budget as budget_hooks
 from pytest_dumont.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.errors import DumontError
@@ -87,6 +88,8 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     interrupter.install()
     guard.meter.start()
     config.stash[GUARD_KEY] = guard
+    if not config.pluginmanager.is_registered(budget_hooks):  # its hooks act on the guard; none before a pool
+        config.pluginmanager.register(budget_hooks, "dumont-budget")
     safety = SessionSafety(guard)
     if settings.mode != "replay":  # --dumont-api-retry-seconds; replay keeps its virtual-clock policy
         provisioner.client.policy = replace(provisioner.client.policy, total_seconds=settings.api_retry_s)
@@ -103,7 +106,7 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     safety.ledger = LedgerWatcher(ledger, state.session_id, api_url)
     state_dir = ledger.path.parent
     safety.watchdog = WatchdogWatcher(
-        lambda: WatchdogLink.start(
+        lambda: WatchdogLink.spawn(
             api_url=api_url,
             api_key=api_key,
             label_prefix=provisioner.label_prefix,
@@ -112,6 +115,7 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
             retry_s=settings.api_retry_s,
         )
     )
+    safety.watchdog.launch()  # its start overlaps the sweep below and the offer search; the first create waits for it
     provisioner.watchers.extend([safety.ledger, safety.watchdog])
     _sweep_dead_sessions(ledger, provisioner.client, guard)
     return safety

@@ -1,8 +1,9 @@
 """A watchdog process that destroys the session's instances when pytest dies without tearing down (kill -9, OOM).
 
 Like testcontainers' Ryuk, cleanup hangs on the liveness of a connection, not on code running in the dying process.
-pytest starts ``python -m pytest_dumont.watchdog`` with the first instance; the child forks once more (so that it
-is no longer pytest's child, nor in its process group or session) and talks over the two pipes it inherited:
+pytest starts ``python -m pytest_dumont.watchdog`` when a session's pool opens, and waits for its READY before the
+first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
+session) and talks over the two pipes it inherited:
 
     pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger"}   (the key never in argv/env)
     watchdog -> pytest: READY <pid>                                                       (the handshake, awaited)
@@ -48,6 +49,8 @@ class WatchdogLink:
         self.log_path = log_path
         self._buffer = b""
         self._closed = False
+        self._ready = False  # READY received (``confirm``)
+        self._spawn_error: OSError | None = None
 
     def __repr__(self) -> str:
         return f"WatchdogLink(pid={self.pid})"
@@ -65,8 +68,33 @@ class WatchdogLink:
         retry_s: float | None = None,
     ) -> WatchdogLink:
         """Start the watchdog and wait for its READY; raises ``WatchdogError`` if it does not come in time."""
+        link = cls.spawn(
+            api_url=api_url,
+            api_key=api_key,
+            label_prefix=label_prefix,
+            ledger_path=ledger_path,
+            log_path=log_path,
+            retry_s=retry_s,
+        )
+        return link.confirm(ready_timeout)
+
+    @classmethod
+    def spawn(
+        cls,
+        *,
+        api_url: str,
+        api_key: str | None,
+        label_prefix: str,
+        ledger_path: Path | None,
+        log_path: Path | None,
+        retry_s: float | None = None,
+    ) -> WatchdogLink:
+        """Start the watchdog process and send its hello without waiting; ``confirm`` waits for its READY.
+
+        Its interpreter starts (about 0.1 s) while the session goes on, e.g. searching offers; nothing may be created
+        before ``confirm`` has returned.
+        """
         register_secret(api_key)
-        ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
         log: IO[bytes] | int = subprocess.DEVNULL
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -94,20 +122,33 @@ class WatchdogLink:
         }
         try:
             link._write(hello)
-            line = link._read_line(time.monotonic() + ready_timeout)
+        except OSError as exc:  # it died at once: confirm reports it
+            link._spawn_error = exc
+        return link
+
+    def confirm(self, ready_timeout: float | None = None) -> WatchdogLink:
+        """Wait for the READY of a spawned watchdog (at once if it came already); raises ``WatchdogError``."""
+        if self._ready:
+            return self
+        ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
+        try:
+            if self._spawn_error is not None:
+                raise self._spawn_error
+            line = self._read_line(time.monotonic() + ready_timeout)
             if not line.startswith("READY "):
                 raise WatchdogError(f"the watchdog answered {line!r} instead of READY")
-            link.pid = int(line.split()[1])
-            proc.wait(ready_timeout)  # the first child exits once it has forked the watchdog proper
+            self.pid = int(line.split()[1])
+            self._proc.wait(ready_timeout)  # the first child exits once it has forked the watchdog proper
         except (WatchdogError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            proc.kill()
-            link._abandon()
-            where = f"; see {log_path}" if log_path else ""
+            self._proc.kill()
+            self._abandon()
+            where = f"; see {self.log_path}" if self.log_path else ""
             raise WatchdogError(
                 f"the watchdog process did not confirm its start within {ready_timeout:g} s ({exc}){where}. "
                 "Nothing was rented: without it a killed pytest could leave instances billing"
             ) from None
-        return link
+        self._ready = True
+        return self
 
     def register(self, instance_id: int, label: str) -> None:
         """Tell the watchdog about a new instance; returns once it has acknowledged it."""
@@ -133,6 +174,7 @@ class WatchdogLink:
     def _send(self, message: dict[str, Any]) -> None:
         if self._closed:
             raise WatchdogError("the watchdog link is closed")
+        self.confirm()
         try:
             self._write(message)
             line = self._read_line(time.monotonic() + ACK_TIMEOUT_S)
@@ -175,15 +217,28 @@ class WatchdogLink:
 
 
 class WatchdogWatcher:
-    """Starts the watchdog with the first instance and keeps it told (a ``lifecycle.InstanceWatcher``)."""
+    """Has the watchdog confirmed before the first create and keeps it told (a ``lifecycle.InstanceWatcher``).
 
-    def __init__(self, start: Callable[[], WatchdogLink]) -> None:
-        self._start = start
+    ``spawn`` starts the process without waiting (``WatchdogLink.spawn``). ``launch`` calls it early, when the pool
+    opens, so that the process starts while the offers are searched; the first ``expecting`` then waits for its
+    READY (spawning it there if it was not launched, or its launch failed) and raises if it does not come.
+    """
+
+    def __init__(self, spawn: Callable[[], WatchdogLink]) -> None:
+        self._spawn = spawn
+        self._launched: WatchdogLink | None = None
         self.link: WatchdogLink | None = None
+
+    def launch(self) -> None:
+        """Start the process now, without waiting for it; a failure here is retried, and raised, at ``expecting``."""
+        if self.link is None and self._launched is None:
+            with contextlib.suppress(Exception):
+                self._launched = self._spawn()
 
     def expecting(self, label: str, offer: Offer) -> None:
         if self.link is None:
-            self.link = self._start()  # raises WatchdogError: then nothing is created
+            launched, self._launched = self._launched, None
+            self.link = (launched or self._spawn()).confirm()  # raises WatchdogError: then nothing is created
 
     def created(self, record: InstanceRecord) -> None:
         assert self.link is not None
@@ -199,6 +254,10 @@ class WatchdogWatcher:
             self.link.keep(instance_id)
 
     def close(self) -> None:
+        launched, self._launched = self._launched, None
+        if launched is not None:  # launched but never needed: nothing was registered with it
+            with contextlib.suppress(WatchdogError):
+                launched.close()
         if self.link is not None:
             self.link.close()
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +25,8 @@ def safe_name(text: str, limit: int = 150) -> str:
     """A file name from a test name, as pytest-recording makes them: odd characters to '-', long ones hashed."""
     name = _UNSAFE.sub("-", text).strip("-") or "test"
     if len(name) > limit:
+        import hashlib  # loads OpenSSL: only for the rare long name (a plain run imports this module)
+
         name = name[: limit - 13] + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
     return name
 
@@ -57,6 +56,10 @@ def http_path(root: Path, item: pytest.Item) -> Path:
 
 def request_key(request: ProvisionRequest) -> str:
     """A stable key for a provision request: each distinct request has its own provisioning cassette."""
+    import dataclasses
+    import hashlib
+    import json
+
     data = json.dumps(dataclasses.asdict(request), sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 

@@ -271,12 +271,10 @@ class CassetteSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """The test body's own HTTP, if any, goes to ``<module>/<test>.yaml`` through vcrpy."""
+        if not self._is_gpu(item):
+            return (yield)
         path = http_path(self.root_for(item), item)
-        if (
-            not self._is_gpu(item)
-            or (self.replaying and not path.exists())
-            or not (self.replaying or self.records(item))
-        ):
+        if (self.replaying and not path.exists()) or not (self.replaying or self.records(item)):
             return (yield)
         from vcr.record_mode import RecordMode
 

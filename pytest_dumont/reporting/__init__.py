@@ -13,3 +13,9 @@ if TYPE_CHECKING:
 
 RUN_KEY = pytest.StashKey["ReportingRun"]()
 PROPERTY = "dumont"  # the user_properties key of a GPU test's numbers
+CELLS = "dumont_cells"  # the call report's attribute with its four pytest-html cells (xdist sends it along)
+# The user_properties key of a scenario's figures, [(name, value, unit), ...]: the scenarios' ``scenario_figures``
+# fixture writes it, the reports read it. Here so that reporting never imports the scenarios.
+FIGURES_PROPERTY = "dumont_scenario"
+# Fixtures whose tests the reporting looks at when their call ends (numbers, figures, outcome).
+REPORTED_FIXTURES = frozenset({"vast_gpu", "dumont_instance_factory", "scenario_figures"})

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from typing import NamedTuple
 
 from pytest_dumont.ledger import InstanceRecord
 
 
-@dataclass(frozen=True)
-class HoldShare:
-    """One test's part of one instance's billed estimate."""
+class HoldShare(NamedTuple):
+    """One test's part of one instance's billed estimate (a tuple: one is made per test of a long run)."""
 
     nodeid: str
     instance_id: int
@@ -18,12 +18,18 @@ class HoldShare:
     cost: float
 
 
-def hold_shares(record: InstanceRecord, now: float) -> list[HoldShare]:
-    """Split the instance's cost over its holds; time two tests held at once is split evenly between them."""
-    spans = [(h, h.started, h.ended if h.ended is not None else record.end(now)) for h in record.holds]
-    # A sweep over the holds' start and end times: O(n log n) for the usual one-test-after-another case.
-    events = sorted([(a, 1, i) for i, (_, a, _) in enumerate(spans)] + [(b, 0, i) for i, (_, _, b) in enumerate(spans)])
-    cost: dict[int, float] = dict.fromkeys(range(len(spans)), 0.0)
+Span = tuple[float, float]
+
+
+def _one_after_another(spans: list[Span]) -> bool:
+    """True in the usual case: each hold ends before the next one starts (one test at a time per process)."""
+    return all(ended <= started for (_, ended), (started, _) in itertools.pairwise(spans))
+
+
+def _split_overlaps(record: InstanceRecord, spans: list[Span], now: float) -> list[float]:
+    """A sweep over the holds' start and end times: a stretch held by k tests is split k ways. O(n log n)."""
+    events = sorted([(a, 1, i) for i, (a, _) in enumerate(spans)] + [(b, 0, i) for i, (_, b) in enumerate(spans)])
+    cost = [0.0] * len(spans)
     active: set[int] = set()
     last: float | None = None
     for at, starts, i in events:
@@ -36,9 +42,24 @@ def hold_shares(record: InstanceRecord, now: float) -> list[HoldShare]:
             active.add(i)
         else:
             active.discard(i)
+    return cost
+
+
+def hold_costs(record: InstanceRecord, now: float) -> tuple[list[Span], list[float]]:
+    """Each hold's (start, end) (an open hold ends now) and its part of the instance's billed estimate."""
+    end = record.end(now)
+    spans = [(h.started, h.ended if h.ended is not None else end) for h in record.holds]
+    if _one_after_another(spans):  # nothing to split: each hold pays for its own stretch
+        return spans, [record.interval_cost(a, b, now) for a, b in spans]
+    return spans, _split_overlaps(record, spans, now)
+
+
+def hold_shares(record: InstanceRecord, now: float) -> list[HoldShare]:
+    """Split the instance's cost over its holds; time two tests held at once is split evenly between them."""
+    spans, costs = hold_costs(record, now)
     return [
-        HoldShare(hold.nodeid, record.instance_id, max(0.0, stop - start), hold.waited, cost[i])
-        for i, (hold, start, stop) in enumerate(spans)
+        HoldShare(hold.nodeid, record.instance_id, max(0.0, b - a), hold.waited, cost)
+        for hold, (a, b), cost in zip(record.holds, spans, costs, strict=True)
     ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_dumont import __version__
 from pytest_dumont.ledger import Hold, InstanceRecord
 from pytest_dumont.models import Offer, PhaseTiming, StatusChange
-from pytest_dumont.reporting.apportion import hold_shares
+from pytest_dumont.reporting.apportion import hold_costs
 
 SCHEMA = "pytest-dumont-report"
 SCHEMA_VERSION = 1
@@ -50,7 +50,7 @@ def _offer(offer: Offer) -> Doc:
 
 def instance_entry(record: InstanceRecord, now: float) -> Doc:
     """One instance: its times, phases (each with its cost), timeline, holds, and the costs derived from them."""
-    shares = hold_shares(record, now)
+    spans, costs = hold_costs(record, now)
     return {
         "instance_id": record.instance_id,
         "label": record.label,
@@ -95,11 +95,11 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             "exists_seconds": record.exists_seconds(now),
             "wall_seconds": record.wall_seconds(now),
             "provisioning_seconds": record.provisioning_seconds(),
-            "overhead_usd": max(0.0, record.billed_cost(now) - sum(s.cost for s in shares)),
+            "overhead_usd": max(0.0, record.billed_cost(now) - sum(costs)),
         },
         "tests": [
-            {"nodeid": s.nodeid, "held_seconds": s.held_seconds, "waited_seconds": s.waited_seconds, "cost_usd": s.cost}
-            for s in shares
+            {"nodeid": h.nodeid, "held_seconds": max(0.0, b - a), "waited_seconds": h.waited, "cost_usd": cost}
+            for h, (a, b), cost in zip(record.holds, spans, costs, strict=True)
         ],
     }
 
@@ -170,14 +170,24 @@ def projections(dph_total: float, wall_seconds: float, prices: Mapping[str, Any]
     }
 
 
+def figure_entries(figures: Mapping[str, list[Doc]], outcomes: Mapping[str, str]) -> list[Doc]:
+    """Each test that recorded scenario figures, with its outcome and its figures in the order it recorded them."""
+    return [
+        {"nodeid": nodeid, "outcome": outcomes.get(nodeid, "unknown"), "figures": list(values)}
+        for nodeid, values in figures.items()
+    ]
+
+
 def build(
     instances: list[Doc],
     outcomes: Mapping[str, str],
     *,
     session: Mapping[str, Any],
     hook_errors: Iterable[str] = (),
+    figures: Mapping[str, list[Doc]] | None = None,
 ) -> Doc:
-    """The whole document: instances, tests (with their outcome), totals, projections and the prices' source."""
+    """The whole document: instances, tests (with their outcome), scenario figures, totals, projections and the
+    prices' source."""
     tests = []
     for entry in instances:
         gpu = entry["offer"]["gpu_name"]
@@ -202,6 +212,7 @@ def build(
         "sessions": [dict(session)],
         "instances": instances,
         "tests": tests,
+        "scenario_figures": figure_entries(figures or {}, outcomes),
         "totals": summed,
         "projections": projections(dph, summed["wall_seconds"], reference_prices()),
         "hook_errors": list(hook_errors),

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from html import escape
+from operator import itemgetter
 from typing import Any
 
-from pytest_dumont.reporting.phases import instance_rows, usd
+from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, usd
 from pytest_dumont.reporting.svg import bar_chart
 
 CELL_CLASSES = ("dumont_gpu", "dumont_dph", "dumont_provision", "dumont_cost")
 
 
 def _sort_key(value: float) -> str:
-    # pytest-html sorts custom columns as strings: a hidden zero-padded key makes that a numeric order.
-    return f'<span hidden class="dumont-sort">{value:016.6f}</span>'
+    # pytest-html sorts custom columns as strings: a hidden zero-padded key makes that a numeric order. Short,
+    # because pytest-html runs a regular expression over every sortable cell of every row.
+    return f"<span hidden>{value:013.6f}</span>"
+
+
+@functools.lru_cache(maxsize=256)
+def _leading_cells(gpu_name: str, dph_total: float, provision_seconds: float) -> tuple[str, str, str]:
+    """GPU, $/h and provisioning cells: the same for every test on an instance but the one that waited for its boot,
+    so they are formatted once per instance, not once per test."""
+    return (
+        f'<td class="col-dumont_gpu">{escape(str(gpu_name))}</td>',
+        f'<td class="col-dumont_dph">{_sort_key(dph_total)}{dph_total:.4f}</td>',
+        f'<td class="col-dumont_provision">{_sort_key(provision_seconds)}{provision_seconds:.2f}</td>',
+    )
 
 
 def row_cells(data: Mapping[str, Any]) -> list[str]:
     """The four sortable cells of a GPU test's row: GPU, $/h, provisioning seconds, cost $."""
+    cost = data["cost_usd"]
     return [
-        f'<td class="col-dumont_gpu">{escape(str(data["gpu_name"]))}</td>',
-        f'<td class="col-dumont_dph">{_sort_key(data["dph_total"])}{data["dph_total"]:.4f}</td>',
-        f'<td class="col-dumont_provision">{_sort_key(data["provision_seconds"])}{data["provision_seconds"]:.2f}</td>',
-        f'<td class="col-dumont_cost">{_sort_key(data["cost_usd"])}{usd(data["cost_usd"])}</td>',
+        *_leading_cells(data["gpu_name"], data["dph_total"], data["provision_seconds"]),
+        # The sort key as _sort_key writes it, inline: this cell is formatted once per test.
+        f'<td class="col-dumont_cost"><span hidden>{cost:013.6f}</span>{usd(cost)}</td>',
     ]
 
 
@@ -77,8 +91,36 @@ def extra_for_test(data: Mapping[str, Any]) -> str:
     )
 
 
+def figures_table(figures: Sequence[Mapping[str, Any]]) -> str:
+    """A scenario's figures, name, value and unit; a part of the figure above it is indented."""
+    rows = "".join(
+        f'<tr><td style="padding-left:{0.4 + indent_of(f["name"])}em">{escape(f["name"].strip())}</td>'
+        f'<td style="text-align:right">{figure_value(f["value"])}</td><td>{escape(f["unit"])}</td></tr>'
+        for f in figures
+    )
+    return (
+        '<table class="dumont-figures"><thead><tr><th>figure</th><th>value</th><th>unit</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def figures_extra(figures: Sequence[Mapping[str, Any]]) -> str:
+    """A scenario test's extra: the figures it recorded."""
+    return f'<div class="dumont-test"><p>scenario figures</p>{figures_table(figures)}</div>'
+
+
+def _scenario_figures(entries: Sequence[Mapping[str, Any]]) -> str:
+    """The summary's block: each scenario test's figures under its node id and outcome."""
+    return "<h3>scenario figures</h3>" + "".join(
+        f'<p class="dumont-figures-test"><code>{escape(e["nodeid"])}</code> ({escape(e["outcome"])})</p>'
+        + figures_table(e["figures"])
+        for e in entries
+    )
+
+
 def summary(doc: Mapping[str, Any]) -> list[str]:
-    """The summary section: session totals, each instance's phases and chart, cost by test, projections, leaks."""
+    """The summary section: session totals, each instance's phases and chart, cost by test, scenario figures,
+    projections, leaks."""
     t = doc["totals"]
     leak = (
         '<p class="dumont-leaks" style="color:green">all instances destroyed</p>'
@@ -108,12 +150,14 @@ def summary(doc: Mapping[str, Any]) -> list[str]:
         rows_html = "".join(
             f"<tr><td>{escape(x['nodeid'])}</td><td>{escape(x['outcome'])}</td><td>{x['held_seconds']:.2f}</td>"
             f"<td>{usd(x['cost_usd'])}</td></tr>"
-            for x in sorted(doc["tests"], key=lambda x: -x["cost_usd"])
+            for x in sorted(doc["tests"], key=itemgetter("cost_usd"), reverse=True)
         )
         parts.append(
             '<h3>cost by test</h3><table class="dumont-tests"><thead><tr><th>test</th><th>outcome</th>'
             f"<th>held (s)</th><th>cost</th></tr></thead><tbody>{rows_html}</tbody></table>"
         )
+    if doc.get("scenario_figures"):  # absent from reports written before scenario figures were reported
+        parts.append(_scenario_figures(doc["scenario_figures"]))
     parts.append(_projections(doc))
     if doc.get("hook_errors"):
         parts.append(

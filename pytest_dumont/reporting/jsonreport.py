@@ -66,4 +66,5 @@ def merge(docs: list[Doc]) -> Doc:
     dph = longest["cost"]["dph_total"] if longest else 0.0
     merged["projections"] = projections(dph, merged["totals"]["wall_seconds"], reference_prices())
     merged["hook_errors"] = [e for d in docs for e in d.get("hook_errors", [])]
+    merged["scenario_figures"] = [f for d in docs for f in d.get("scenario_figures", [])]  # older reports have none
     return merged

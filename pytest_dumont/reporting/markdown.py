@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
-from pytest_dumont.reporting.phases import instance_rows, usd
+from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, usd
 from pytest_dumont.reporting.terminal import bar
 
 Doc = Mapping[str, Any]
@@ -16,7 +17,8 @@ def _cell(text: object) -> str:
 
 
 def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
-    """Totals, per-instance phases with bars, the status timeline, cost by test, projections, other clouds, leaks."""
+    """Totals, per-instance phases with bars, the status timeline, cost by test, scenario figures, projections, other
+    clouds, leaks."""
     t = doc["totals"]
     lines = [
         f"## {title}: {t['instances']} instance(s), {usd(t['billed_usd'])} billed estimate",
@@ -57,15 +59,35 @@ def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
         ]
     if doc["tests"]:
         lines += ["", "### cost by test", "", "| test | outcome | GPU | held (s) | cost |", "|---|---|---|---:|---:|"]
-        for test in sorted(doc["tests"], key=lambda x: -x["cost_usd"]):
+        for test in sorted(doc["tests"], key=itemgetter("cost_usd"), reverse=True):
             lines.append(
                 f"| `{_cell(test['nodeid'])}` | {test['outcome']} | {_cell(test['gpu_name'])} | "
                 f"{test['held_seconds']:.2f} | {usd(test['cost_usd'])} |"
             )
+    lines += scenario_figures(doc.get("scenario_figures") or [])  # absent from reports written before they were
     lines += projections(doc)
     if doc.get("hook_errors"):
         lines += ["", "### hook errors", ""] + [f"- {_cell(e)}" for e in doc["hook_errors"]]
     return "\n".join(lines) + "\n"
+
+
+def scenario_figures(entries: list[Mapping[str, Any]]) -> list[str]:
+    """Each scenario test's figures: a table under its node id and outcome; a part of a figure is indented."""
+    if not entries:
+        return []
+    lines = ["", "### scenario figures"]
+    for entry in entries:
+        lines += [
+            "",
+            f"`{_cell(entry['nodeid'])}` ({entry['outcome']})",
+            "",
+            "| figure | value | unit |",
+            "|---|---:|---|",
+        ]
+        for figure in entry["figures"]:
+            name = "&emsp;" * indent_of(figure["name"]) + _cell(figure["name"].strip())
+            lines.append(f"| {name} | {figure_value(figure['value'])} | {_cell(figure['unit'])} |")
+    return lines
 
 
 def projections(doc: Doc) -> list[str]:

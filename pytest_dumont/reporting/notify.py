@@ -13,6 +13,8 @@ from pytest_dumont.errors import redact
 from pytest_dumont.ledger import InstanceRecord
 from pytest_dumont.reporting.document import instance_entry
 
+EVENTS = ("pytest_dumont_instance_created", "pytest_dumont_phase_finished", "pytest_dumont_instance_destroyed")
+
 
 class HookCaller:
     """Fires each event once per instance or phase, whenever the reporting code next looks at the ledger."""
@@ -23,6 +25,9 @@ class HookCaller:
         self._phases_seen: dict[int, int] = {}
         self._created: set[int] = set()
         self._destroyed: set[int] = set()
+        # Whether anyone implements an event, as of the first GPU test's end: if not, tests skip the look at the
+        # ledger (the session's end still looks, for a plugin registered later).
+        self.listening = any(getattr(config.hook, name).get_hookimpls() for name in EVENTS)
 
     def call(self, name: str, **kwargs: Any) -> None:
         hook = getattr(self.config.hook, name)

@@ -1,19 +1,64 @@
-"""A GPU test's own numbers, computed when its call ends: they ride on ``report.user_properties`` (xdist-safe)."""
+"""A reported test's own numbers and figures, taken when its call ends: they ride on the report (xdist sends it
+whole): ``user_properties``, and for pytest-html its row's cells and its extras.
+
+This runs once per test, so it does only what that test's row and extra need: the session's totals and its
+document are built once, at the end.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from pytest_dumont.ledger import Hold, InstanceRecord
-from pytest_dumont.reporting import PROPERTY
-from pytest_dumont.reporting.run import get_run
-from pytest_dumont.session import get_state
+from pytest_dumont.models import PhaseTiming
+from pytest_dumont.reporting import CELLS, FIGURES_PROPERTY, PROPERTY
+from pytest_dumont.reporting.html import extra_for_test, figures_extra, row_cells
+from pytest_dumont.reporting.run import ReportingRun, get_run
 
 
 def _hold(record: InstanceRecord, nodeid: str) -> Hold | None:
-    return next((h for h in reversed(record.holds) if h.nodeid == nodeid), None)
+    """The test's latest hold: the last one, unless the test held the instance more than once."""
+    for hold in reversed(record.holds):
+        if hold.nodeid == nodeid:
+            return hold
+    return None
+
+
+def _test_phases(record: InstanceRecord, hold: Hold, end: float, provisioned: bool) -> list[PhaseTiming]:
+    """The phases run while the test held the instance, and the provisioning phases if it waited for them."""
+    if provisioned:  # once per instance: the whole list, for its provisioning phases
+        return [
+            p
+            for p in record.phases
+            if (hold.started <= p.started <= end and p.kind != "provision")
+            or (p.kind == "provision" and p.started <= hold.started)
+        ]
+    # Phases are appended as they end: scanning from the newest, the first that ended before the test began ends
+    # the search, so a test costs the phases of its own hold, not every phase of the session so far.
+    mine = []
+    for phase in reversed(record.phases):
+        if phase.started + phase.duration < hold.started:
+            break
+        if phase.kind != "provision" and hold.started <= phase.started <= end:
+            mine.append(phase)
+    mine.reverse()
+    return mine
+
+
+def _phase_entries(record: InstanceRecord, phases: list[PhaseTiming], now: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "duration": p.duration,
+            "outcome": p.outcome,
+            "cost_usd": record.interval_cost(p.started, p.started + p.duration, now),
+        }
+        for p in phases
+    ]
 
 
 def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, Any]:
@@ -21,12 +66,7 @@ def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, A
     end = hold.ended if hold.ended is not None else now
     # The test that asked before the search started is the one that paid the provisioning wait.
     provisioned = hold.started - hold.waited <= record.search_started_at
-    phases = [
-        p
-        for p in record.phases
-        if (hold.started <= p.started <= end and p.kind != "provision")
-        or (provisioned and p.kind == "provision" and p.started <= hold.started)
-    ]
+    phases = _test_phases(record, hold, end, provisioned)
     return {
         "nodeid": hold.nodeid,
         "instance_id": record.instance_id,
@@ -35,44 +75,79 @@ def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, A
         "provision_seconds": hold.waited,
         "held_seconds": end - hold.started,
         "cost_usd": record.interval_cost(hold.started, end, now),
-        "phases": [
-            {
-                "name": p.name,
-                "kind": p.kind,
-                "duration": p.duration,
-                "outcome": p.outcome,
-                "cost_usd": record.interval_cost(p.started, p.started + p.duration, now),
-            }
-            for p in phases
-        ],
+        "phases": _phase_entries(record, phases, now) if phases else [],
         "timeline": [{"at": c.at, "status": c.status} for c in record.timeline] if provisioned else [],
         # The instance's GPU facts once, on the test that provisioned it; the summary has them for every instance.
         "facts": dict(record.facts) if provisioned else {},
     }
 
 
-def on_call_report(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Close the test's hold, put its numbers on the report, add the pytest-html extra, fire the users' hooks."""
-    instance = item.funcargs.get("vast_gpu")  # type: ignore[attr-defined]
-    record = getattr(instance, "record", None)
+def _figure(name: object, value: object, unit: object) -> dict[str, Any]:
+    """One figure as the JSON report holds it; a value that is not a finite number is ``null`` (JSON has no NaN)."""
+    try:
+        number: float | None = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and not math.isfinite(number):
+        number = None
+    return {"name": str(name), "value": number, "unit": str(unit)}
+
+
+def recorded_figures(user_properties: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The (name, value, unit) figures a test recorded with the ``scenario_figures`` fixture, in their order."""
+    return [
+        _figure(*figure)
+        for key, figures in user_properties
+        if key == FIGURES_PROPERTY
+        for figure in figures or ()
+        if isinstance(figure, (tuple, list)) and len(figure) == 3  # anything else is not the fixture's: skipped
+    ]
+
+
+def _gpu_numbers(item: pytest.Item, report: pytest.TestReport, nodeid: str, now: float) -> dict[str, Any] | None:
+    """Close the test's hold on its ``vast_gpu`` instance and put the test's numbers on the item and the report."""
+    record = getattr(item.funcargs.get("vast_gpu"), "record", None)  # type: ignore[attr-defined]
     if not isinstance(record, InstanceRecord):
-        return
-    hold = _hold(record, item.nodeid)
+        return None
+    hold = _hold(record, nodeid)
     if hold is None:
-        return
-    state = get_state(item.config)
-    now = state.clock.now()
+        return None
     hold.close(now)
     data = data_for_test(record, hold, now)
-    item.user_properties.append((PROPERTY, data))
-    report.user_properties = list(item.user_properties)
-    # A test that only held the instance has its numbers in the row's cells; an extra is for phases and timelines.
-    if getattr(item.config.option, "htmlpath", None) and (data["phases"] or data["timeline"]):
-        from pytest_html import extras  # type: ignore[import-untyped]
+    item.user_properties.append((PROPERTY, data))  # the teardown report carries it too: junit XML reads that one
+    report.user_properties.append((PROPERTY, data))
+    return data
 
-        from pytest_dumont.reporting.html import extra_for_test
 
-        report.extras = [*getattr(report, "extras", []), extras.html(extra_for_test(data))]  # type: ignore[attr-defined]
-    run = get_run(item.config)
-    run.outcomes[item.nodeid] = report.outcome
-    run.hooks.catch_up(state.ledger.records(), now)
+def _add_extras(report: pytest.TestReport, parts: list[str]) -> None:
+    from pytest_html import extras  # type: ignore[import-untyped]
+
+    report.extras = [*getattr(report, "extras", []), *(extras.html(p) for p in parts)]  # type: ignore[attr-defined]
+
+
+def on_call_report(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Note the outcome, the GPU numbers and the scenario figures; add the pytest-html extras; fire users' hooks."""
+    run: ReportingRun = get_run(item.config)
+    nodeid = item.nodeid
+    run.outcomes[nodeid] = report.outcome
+    state = run.state
+    now = state.clock.now()
+    names = item.fixturenames  # type: ignore[attr-defined]
+    extras = []
+    if "vast_gpu" in names:
+        data = _gpu_numbers(item, report, nodeid, now)
+        if data is not None and run.html:
+            setattr(report, CELLS, row_cells(data))
+            # A test that only held the instance has its numbers in its row; an extra is for phases and timelines.
+            if data["phases"] or data["timeline"]:
+                extras.append(extra_for_test(data))
+    if "scenario_figures" in names:
+        figures = recorded_figures(item.user_properties)
+        if figures:
+            run.figures[nodeid] = figures
+            if run.html:
+                extras.append(figures_extra(figures))
+    if extras:
+        _add_extras(report, extras)
+    if run.hooks.listening:
+        run.hooks.catch_up(state.ledger.records(), now)

@@ -15,25 +15,27 @@ import pytest
 from pytest_dumont.ledger import InstanceRecord
 from pytest_dumont.reporting import RUN_KEY, document
 from pytest_dumont.reporting.notify import HookCaller
-from pytest_dumont.session import SESSION_KEY
+from pytest_dumont.session import SESSION_KEY, SessionState
 
 
 @dataclass
 class ReportingRun:
     config: pytest.Config
     hooks: HookCaller
+    state: SessionState  # the session's (looked up once: each GPU test's end needs its clock)
     outcomes: dict[str, str] = field(default_factory=dict)
     worker_instances: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # nodeid -> its scenario figures
     crashed_workers: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # report paths written, or why not
     doc: dict[str, Any] | None = None
+    html: bool = False  # pytest-html writes a report: tests with phases or figures get an extra
 
     def local_records(self) -> list[InstanceRecord]:
-        state = self.config.stash.get(SESSION_KEY, None)
-        return state.ledger.records() if state is not None else []
+        return self.state.ledger.records()
 
     def now(self) -> float:
-        return self.config.stash[SESSION_KEY].clock.now()
+        return self.state.clock.now()
 
     def build(self) -> dict[str, Any]:
         """The session's document: this process's instances plus those the xdist workers sent."""
@@ -41,7 +43,7 @@ class ReportingRun:
         records = self.local_records()
         local = {r.instance_id: document.instance_entry(r, now) for r in records}
         self.hooks.catch_up(records, now, local)
-        state = self.config.stash[SESSION_KEY]
+        state = self.state
         settings = state.settings
         session = {
             "id": state.session_id,
@@ -51,14 +53,17 @@ class ReportingRun:
             "workers_crashed": list(self.crashed_workers),
         }
         instances = list(local.values()) + self.worker_instances
-        self.doc = document.build(instances, self.outcomes, session=session, hook_errors=self.hooks.errors)
+        self.doc = document.build(
+            instances, self.outcomes, session=session, hook_errors=self.hooks.errors, figures=self.figures
+        )
         return self.doc
 
 
 def get_run(config: pytest.Config) -> ReportingRun:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
-        run = config.stash[RUN_KEY] = ReportingRun(config, HookCaller(config))
+        html = bool(getattr(config.option, "htmlpath", None))
+        run = config.stash[RUN_KEY] = ReportingRun(config, HookCaller(config), config.stash[SESSION_KEY], html=html)
     return run
 
 

@@ -27,6 +27,7 @@ def worker_finish(config: pytest.Config, workeroutput: dict[str, Any]) -> None:
     workeroutput[WORKER_KEY] = [document.instance_entry(r, now) for r in state.ledger.records()]
     workeroutput["dumont_hook_errors"] = list(run.hooks.errors)
     workeroutput["dumont_outcomes"] = dict(run.outcomes)
+    workeroutput["dumont_figures"] = dict(run.figures)
 
 
 def node_down(config: pytest.Config, workeroutput: dict[str, Any] | None, node_id: str) -> None:
@@ -38,6 +39,7 @@ def node_down(config: pytest.Config, workeroutput: dict[str, Any] | None, node_i
     run.worker_instances.extend(workeroutput[WORKER_KEY])
     run.hooks.errors.extend(workeroutput.get("dumont_hook_errors", []))
     run.outcomes.update(workeroutput.get("dumont_outcomes", {}))
+    run.figures.update(workeroutput.get("dumont_figures", {}))
 
 
 def controller_finish(config: pytest.Config) -> None:

@@ -10,7 +10,9 @@ import pytest
 
 
 class StatusLine:
-    """On a terminal, one line rewritten in place; in a CI log, one line per status change."""
+    """On a terminal, one line rewritten in place, its seconds advancing with every call; in a CI log, one line per
+    status change. The lifecycle may call it at every poll with the same status: a repeat costs one write on a
+    terminal and nothing in a log, and an instance's line ends once, at ``running``."""
 
     def __init__(
         self, write: Callable[..., None], *, rewrite: bool, quiet: Callable[[], AbstractContextManager[Any]]
@@ -19,8 +21,13 @@ class StatusLine:
         self._rewrite = rewrite
         self._quiet = quiet
         self._width = 0
+        self._last: tuple[int, str] | None = None  # the instance and status of the last call
 
     def __call__(self, instance_id: int, status: str, elapsed: float) -> None:
+        repeat = self._last == (instance_id, status)
+        self._last = (instance_id, status)
+        if repeat and (status == "running" or not self._rewrite):
+            return  # its line is ended, or a log already has it
         text = f"dumont: instance {instance_id} {status} after {elapsed:.1f} s"
         with self._quiet():
             if self._rewrite:

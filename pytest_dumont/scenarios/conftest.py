@@ -1,4 +1,5 @@
-"""Fixtures the scenarios share: the snapshot store and the figures each scenario reports (terminal and junit XML)."""
+"""Fixtures the scenarios share: the snapshot store and the figures each scenario reports (terminal, reports, junit
+XML)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from pytest_dumont.reporting import FIGURES_PROPERTY
 from pytest_dumont.scenarios.snapshot import SnapshotStore, store_from_environment
 
-FIGURES = "dumont_scenario"  # the user_properties key: junit XML shows it, the terminal summary below prints it
+# The user_properties key: the reports (JSON, pytest-html, Markdown) and junit XML carry the figures, the terminal
+# summary below prints them.
+FIGURES = FIGURES_PROPERTY
 
 Figures = Callable[[str, float, str], None]
 
@@ -40,7 +44,8 @@ def dumont_snapshot_store(pytestconfig: pytest.Config, tmp_path_factory: pytest.
 
 @pytest.fixture
 def scenario_figures(request: pytest.FixtureRequest) -> Figures:
-    """``scenario_figures("snapshot up", 12.3, "MB/s")``: a figure for the terminal summary and the junit XML."""
+    """``scenario_figures("snapshot up", 12.3, "MB/s")``: a figure for the terminal summary, the reports (JSON,
+    pytest-html, Markdown) and the junit XML."""
     figures: list[tuple[str, float, str]] = []
 
     def record(name: str, value: float, unit: str) -> None:

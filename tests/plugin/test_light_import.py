@@ -54,3 +54,24 @@ def test_a_run_without_gpu_tests_imports_and_builds_no_report(pytester):
     result.stdout.re_match_lines([r".*REPORTING=$"])
     assert not (pytester.path / "r.json").exists()  # nothing to report: no file, no cost section
     assert "pytest-dumont" not in result.stdout.str().split("REPORTING=")[1]
+
+
+NOT_FOR_COLLECTION = (
+    "pytest_dumont.budget",
+    "pytest_dumont.lifecycle_api",
+    "pytest_dumont.lifecycle",
+    "pytest_dumont.prewarm",
+    "pytest_dumont.safety",
+)
+
+
+def test_a_run_without_gpu_tests_loads_neither_the_budget_nor_the_lifecycle(pytester):
+    # What a large CPU suite pays for the plugin at collection: its import, its options and two cheap hooks.
+    pytester.makepyfile(f"""
+        import sys
+        def test_plain():
+            print("LOADED=" + ",".join(m for m in {NOT_FOR_COLLECTION!r} if m in sys.modules))
+    """)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.re_match_lines([r".*LOADED=$"])

@@ -10,9 +10,10 @@ import pytest
 from polling import wait_for
 
 from pytest_dumont.errors import WatchdogError
+from pytest_dumont.models import Offer
 from pytest_dumont.reaper import LedgerEntry, LedgerFile, process_alive
 from pytest_dumont.vast.client import CreateRequest, VastClient
-from pytest_dumont.watchdog import WatchdogLink
+from pytest_dumont.watchdog import WatchdogLink, WatchdogWatcher
 
 PREFIX = "dumont-wdtest"
 
@@ -112,3 +113,57 @@ def test_every_message_is_acknowledged(make_emulator, private_state):
     link.close()
     with pytest.raises(WatchdogError, match="closed"):
         link.register(3, f"{PREFIX}-3")
+
+
+def spawner(emulator, private_state: Path):
+    return lambda: WatchdogLink.spawn(
+        api_url=emulator.url,
+        api_key=emulator.api_key,
+        label_prefix=PREFIX,
+        ledger_path=private_state / "ledger.json",
+        log_path=private_state / "watchdog.log",
+    )
+
+
+def test_a_watchdog_launched_with_the_pool_is_confirmed_by_the_first_create(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    client = VastClient(emulator.url, emulator.api_key)
+    watcher = WatchdogWatcher(spawner(emulator, private_state))
+    watcher.launch()  # when the pool opens: the process starts while offers are searched, nobody waits for it
+    assert watcher.link is None
+    watcher.expecting(f"{PREFIX}-1", Offer.from_api({"id": 1}))  # the create waits for its READY
+    assert watcher.link is not None and process_alive(watcher.link.pid)
+    registered = rent(client, f"{PREFIX}-1")
+    watcher.link.register(registered, f"{PREFIX}-1")
+    watcher.link._abandon()  # pytest killed: the launched watchdog is the one that cleans up
+    wait_for(lambda: emulator.world.live_ids() == [], what="the registered instance to be destroyed")
+
+
+def test_a_launched_watchdog_that_was_never_needed_says_goodbye(make_emulator, private_state):
+    emulator = make_emulator(ssh=False)
+    watcher = WatchdogWatcher(spawner(emulator, private_state))
+    watcher.launch()
+    watcher.close()  # nothing was ever created: a clean goodbye, no sweep
+    log = private_state / "watchdog.log"
+    wait_for(lambda: "done in" in log.read_text(), what="the watchdog to exit")
+    assert "said goodbye; 0 instance(s) still registered" in log.read_text()
+    assert "without saying goodbye" not in log.read_text()
+
+
+def test_a_launched_watchdog_that_never_says_ready_stops_the_create(tmp_path, make_emulator, monkeypatch):
+    mute = tmp_path / "mute-python"
+    mute.write_text("#!/bin/sh\nexec sleep 30\n")
+    mute.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(mute))
+    monkeypatch.setattr("pytest_dumont.watchdog.READY_TIMEOUT_S", 0.5)
+    emulator = make_emulator(ssh=False)
+    watcher = WatchdogWatcher(
+        lambda: WatchdogLink.spawn(
+            api_url=emulator.url, api_key=emulator.api_key, label_prefix=PREFIX, ledger_path=None, log_path=None
+        )
+    )
+    watcher.launch()
+    with pytest.raises(WatchdogError, match=r"did not confirm its start within 0\.5 s.*Nothing was rented"):
+        watcher.expecting(f"{PREFIX}-1", Offer.from_api({"id": 1}))
+    assert watcher.link is None
+    watcher.close()

@@ -126,3 +126,19 @@ def test_the_bar_chart_draws_one_bar_per_phase_sized_by_its_share():
     svg = bar_chart([("wait <running>", 3.0, "provision"), ("create file", 1.0, "user")])
     assert svg.startswith("<svg") and svg.count("<rect") == 2
     assert "wait &lt;running&gt;" in svg and "75.0%" in svg and "25.0%" in svg
+
+
+def test_a_tests_numbers_have_its_own_phases_and_the_provisioning_only_if_it_waited_for_it():
+    from pytest_dumont.reporting.per_test import data_for_test
+
+    # t::a asked when the search started: it waited for the whole boot. t::b ran "make" after t::a's "create file".
+    record = seed_record([Hold("t::a", 87.98, 92.2, 87.98), Hold("t::b", 92.2, 94.4)])
+    record.phases.append(PhaseTiming("$ make", 92.5, 1.0, kind="command"))
+    record.facts = {"disk": "/dev/vda 20G"}
+    first, second = (data_for_test(record, hold, 100.0) for hold in record.holds)
+    assert [p["name"] for p in first["phases"]] == ["search", "create", "wait_running", "create file"]
+    assert first["timeline"] and first["facts"] == record.facts and first["provision_seconds"] == 87.98
+    assert second["facts"] == {}
+    assert [p["name"] for p in second["phases"]] == ["$ make"] and second["timeline"] == []
+    assert second["cost_usd"] == pytest.approx(record.interval_cost(92.2, 94.4, 100.0))
+    assert second["phases"][0]["cost_usd"] == pytest.approx(record.interval_cost(92.5, 93.5, 100.0))

@@ -145,3 +145,21 @@ def test_tests_renting_their_own_instances_are_not_prewarmed_for(
     result.assert_outcomes(passed=2)
     (row,) = vast_emulator.world.history()  # the factory's instance only
     assert row["destroyed"]
+
+
+@pytest.mark.parametrize(("prewarm", "read"), [("on", True), ("off", False)])
+def test_prewarming_reads_the_gpu_facts_before_the_first_gpu_test(
+    pytester: pytest.Pytester, inner: Any, vast_emulator: Any, prewarm: str, read: bool
+) -> None:
+    # The provisioning thread reads nvidia-smi and df once SSH answers, off the tests' path; without prewarming only
+    # ssh_session reads them, in the first test that asks for it.
+    pytester.makepyfile(f"""
+        def test_0_cpu():
+            pass
+        def test_1_gpu(vast_gpu):
+            assert ("RTX 4090" in vast_gpu.record.facts.get("nvidia_smi", "")) is {read}
+            assert bool(vast_gpu.record.facts.get("disk")) is {read}
+    """)
+    result = pytester.runpytest(*inner(vast_emulator, "-p", "no:xdist", f"--dumont-prewarm={prewarm}"))
+    result.assert_outcomes(passed=2)
+    assert [row["destroyed"] for row in vast_emulator.world.history()] == [True]

@@ -46,6 +46,10 @@ def test_every_scenario_replays_offline_without_waiting(pytester: pytest.Pyteste
             "*snapshot up (instance->store)*MB/s",
             "*test_inference.py::test_inference_throughput",
             "*tokens per second*tok/s",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
             f"*dumont: 5 test(s) replayed from {SHIPPED}; timings shown are the recorded ones*",
             "*pytest-dumont (replay): 7 instance(s)*",
         ]

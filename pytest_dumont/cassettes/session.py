@@ -125,6 +125,7 @@ class CassetteSession:
 
         self.adapter: CassetteAdapter = CassetteAdapter(self.clock, replaying=self.replaying)
         session = requests.Session()
+        session.trust_env = not self.replaying  # replay reaches no proxy: skip the proxy and netrc look-ups per call
         session.mount("http://", self.adapter)
         session.mount("https://", self.adapter)
         options: dict[str, Any] = {"session": session}

@@ -100,6 +100,7 @@ def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]
     )
     pool = InstancePool(provisioner)
     safety = arm_safety(config, pool, api.url, api.api_key)  # ledger, watchdog, budget
+    announce_instances(config, provisioner)
     guard = SignalGuard(cleanup=lambda: close_pool(pool, state))
     guard.arm()
     try:
@@ -113,6 +114,15 @@ def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]
             client.close()
             key.remove()
             shutil.rmtree(private_dir, ignore_errors=True)
+
+
+def announce_instances(config: pytest.Config, provisioner: Provisioner) -> None:
+    """Users' ``pytest_dumont_instance_*`` hooks (and the webhook) hear of each instance as it is created and ends."""
+    from pytest_dumont.reporting.notify import LiveEvents
+    from pytest_dumont.reporting.run import get_run
+
+    state = get_state(config)
+    provisioner.watchers.append(LiveEvents(get_run(config).hooks, state.ledger.records, lambda: state.clock.now()))
 
 
 def close_pool(pool: InstancePool, state: SessionState) -> None:

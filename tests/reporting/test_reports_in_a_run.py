@@ -105,6 +105,39 @@ def test_user_hooks_are_called_and_one_that_raises_breaks_nothing(
     assert "webhook_configs does not exist" in (pytester.path / "r.html").read_text()
 
 
+def test_hooks_hear_of_an_instance_while_the_test_runs_and_of_each_event_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator
+):
+    pytester.makeconftest("""
+        import json
+        EVENTS = []
+        def pytest_dumont_instance_created(instance):
+            EVENTS.append(["created", instance["instance_id"]])
+        def pytest_dumont_instance_destroyed(instance):
+            EVENTS.append(["destroyed", instance["instance_id"], [p["name"] for p in instance["phases"]][-1]])
+        def pytest_unconfigure(config):
+            (config.rootpath / "events.json").write_text(json.dumps(EVENTS))
+    """)
+    pytester.makepyfile("""
+        from conftest import EVENTS
+
+        def test_shared(vast_gpu):
+            assert EVENTS == [["created", vast_gpu.id]]  # told at the create, not at this test's end
+
+        def test_rented(dumont_instance_factory):
+            mine = dumont_instance_factory()
+            assert EVENTS[-1] == ["created", mine.id]
+            dumont_instance_factory.destroy(mine)
+            assert EVENTS[-1] == ["destroyed", mine.id, "destroy"]  # told once it is confirmed gone
+    """)
+    result = pytester.runpytest(*inner_args(monkeypatch, vast_emulator, "--dumont-prewarm=off"))
+    result.assert_outcomes(passed=2)
+    events = json.loads((pytester.path / "events.json").read_text())
+    created = [e[1] for e in events if e[0] == "created"]
+    destroyed = [e[1] for e in events if e[0] == "destroyed"]
+    assert len(created) == 2 and sorted(created) == sorted(destroyed)  # each instance once each way
+
+
 def test_an_unwritable_json_path_is_reported_and_the_rest_of_the_report_is_kept(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator
 ):

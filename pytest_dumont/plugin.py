@@ -102,9 +102,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         sharing.controller_start(session.config)
 
 
+@pytest.hookimpl(tryfirst=True)  # on an xdist worker, before xdist reports the collection to the controller
 def pytest_collection_finish(session: pytest.Session) -> None:
     # No second pass over the items of a suite without GPU tests; prewarm.start looks at what -k/-m left.
     if session.config.stash.get(_SHARED_COLLECTED, False):
+        if hasattr(session.config, "workerinput"):
+            from pytest_dumont import sharing
+
+            sharing.worker_collected(session)  # shared mode: the controller releases the instance after these
         from pytest_dumont import prewarm
 
         prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run

@@ -39,6 +39,7 @@ class CancellableClock:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.cancelled = threading.Event()
+        self.reason = "the session is ending"  # what the report says about the instance that was given up
         self._raised = False
 
     def now(self) -> float:
@@ -49,7 +50,7 @@ class CancellableClock:
             self.clock.sleep(seconds)
         elif self.cancelled.wait(seconds):
             self._raised = True
-            raise KeyboardInterrupt("the session is ending: provisioning in the background was cancelled")
+            raise KeyboardInterrupt(f"{self.reason}: provisioning in the background was cancelled")
 
 
 class BackgroundProvisioning:
@@ -107,7 +108,9 @@ class BackgroundProvisioning:
     def join(self) -> None:
         self._thread.join()
 
-    def cancel(self, timeout: float = 10.0) -> None:
+    def cancel(self, timeout: float = 10.0, reason: str | None = None) -> None:
+        if reason is not None and not self.clock.cancelled.is_set():
+            self.clock.reason = reason
         self.clock.cancelled.set()
         self._thread.join(timeout)
 
@@ -123,7 +126,7 @@ class BackgroundProvisioning:
 
     def _refuse(self) -> None:
         if self.clock.cancelled.is_set() and threading.current_thread() is self._thread:
-            raise KeyboardInterrupt("the session is ending: provisioning in the background was cancelled")
+            raise KeyboardInterrupt(f"{self.clock.reason}: provisioning in the background was cancelled")
 
 
 class Prewarm:

@@ -5,9 +5,12 @@ and their fixture teardown then never runs (pytest-xdist #537). The controller s
 request at its ``pytest_sessionstart`` (before xdist spawns the workers, so the boot overlaps their start and their
 collection), passes a rendezvous directory and the API to each worker through ``workerinput``, and writes
 ``ready.json`` (or ``failed.json``) there. A worker waits for that file at its first GPU test, opens its own SSH
-connection with the session key (same user, 0600 file) and never destroys. The controller destroys the instance at
-its ``pytest_sessionfinish``, which xdist runs only once every worker is down, finished or crashed: a crash never
-takes the instance from the others, and never leaks it. Cost is counted once, in the controller's ledger.
+connection with the session key (same user, 0600 file) and never destroys. Each worker writes there, at the end of
+its collection, the tests that will use the instance; the controller destroys the instance as soon as the last of
+them has finished (or crashed its worker), and at once if there are none, so the CPU tests that run on do not keep
+it rented. In any case it destroys it at its ``pytest_sessionfinish``, which xdist runs only once every worker is
+down, finished or crashed: a crash never takes the instance from the others, and never leaks it. Cost is counted
+once, in the controller's ledger.
 
 Tests whose ``dumont_offer`` asks for something else than the session's defaults get instances of their worker's own.
 """
@@ -36,6 +39,7 @@ from pytest_dumont.resources import WORKERINPUT_KEY, is_xdist_controller, open_s
 from pytest_dumont.session import SESSION_KEY, get_state
 
 HOLDS_KEY = "dumont_shared_holds"  # workeroutput: which tests held the shared instance, and when
+FINISHED = ("teardown", "???")  # a test's last report: its teardown, or the one xdist makes when its worker crashed
 
 
 def default_request(config: pytest.Config) -> ProvisionRequest:
@@ -58,6 +62,9 @@ class SharedInstance:
         self.directory = Path(tempfile.mkdtemp(prefix="dumont-shared-"))  # 0700: holds where the key is
         self.holds: list[Hold] = []
         self.instance_id: int | None = None
+        self.users: set[str] | None = None  # the tests that will use it and have not finished; None: not known yet
+        self.finished: set[str] = set()
+        self.release: threading.Thread | None = None
         self._stack = ExitStack()
         self._lock = threading.Lock()
         self.api, self.pool = self._stack.enter_context(open_session(config))
@@ -107,6 +114,44 @@ class SharedInstance:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WORKERINPUT_KEY] = self.workerinput()
 
+    # --- released once its last test has finished -------------------------------------------------------------
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.users is not None:
+            return  # every worker collects the same tests: the first one to finish says which use the instance
+        listed = self.directory / f"users-{node.workerinput['workerid']}.json"
+        try:
+            users = set(json.loads(listed.read_text())["ids"]) if listed.exists() else set()
+        except (OSError, ValueError, KeyError):
+            return  # unreadable: the instance is kept until the session's end, as it always may be
+        self.users = users - self.finished
+        if not self.users:
+            self._release("no collected test uses the shared instance")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when not in FINISHED:
+            return
+        self.finished.add(report.nodeid)
+        if self.users is not None and report.nodeid in self.users:
+            self.users.discard(report.nodeid)
+            if not self.users:
+                self._release("the last test that uses the shared instance has finished")
+
+    def _release(self, reason: str) -> None:
+        """Destroy the instance now, on a thread (the controller keeps scheduling); the session's end waits for it."""
+        if self.release is None:
+            self.release = threading.Thread(
+                target=self._destroy_now, args=(reason,), name="dumont-shared-release", daemon=True
+            )
+            self.release.start()
+
+    def _destroy_now(self, reason: str) -> None:
+        self.background.cancel(reason=reason)  # still booting: it destroys what it made; else returns at once
+        for ready in self.pool.instances():
+            if ready.record.instance_id == self.instance_id:
+                with suppress(DumontError):  # not confirmed: the session's end tries again, then the backstops
+                    self.pool.evict(ready)
+
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         # A crashed worker sends nothing; its tests still ran on the instance, which the controller bills once.
         # Times are CLOCK_MONOTONIC, one clock for every process of this machine.
@@ -116,6 +161,8 @@ class SharedInstance:
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self) -> Generator[None, None, None]:
         # Every worker is down by now. Destroy before plugin.py's sessionfinish writes the reports.
+        if self.release is not None:
+            self.release.join(60.0)  # an early release still at work: let it finish (close() destroys regardless)
         for ready in self.pool.instances():
             if ready.record.instance_id == self.instance_id:
                 ready.record.holds.extend(sorted(self.holds, key=lambda h: h.started))
@@ -158,6 +205,23 @@ class WorkerShare:
 
 
 WORKER_KEY = pytest.StashKey[WorkerShare]()
+
+
+def worker_collected(session: pytest.Session) -> None:
+    """On a shared-mode worker, once collection is over: tell the controller which tests will use its instance."""
+    config = session.config
+    data = getattr(config, "workerinput", {}).get(WORKERINPUT_KEY)
+    if data is None:
+        return
+    from pytest_dumont.markers import provision_request, uses_shared_instance
+
+    settings, wanted = get_state(config).settings, default_request(config)
+    ids = [
+        item.nodeid
+        for item in session.items
+        if uses_shared_instance(item) and provision_request(item, settings) == wanted
+    ]
+    _write_atomic(Path(data["dir"]) / f"users-{config.workerinput['workerid']}.json", {"ids": ids})  # type: ignore[attr-defined]
 
 
 def worker_instance(config: pytest.Config, request: ProvisionRequest) -> ReadyInstance | None:

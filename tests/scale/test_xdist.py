@@ -30,6 +30,50 @@ def test_shared_mode_rents_one_instance_for_every_worker_and_destroys_it(
     assert sorted(t["nodeid"].split("::")[1] for t in doc["tests"]) == ["test_a", "test_b", "test_c", "test_d"]
 
 
+def test_shared_mode_destroys_the_instance_once_its_last_test_has_finished(
+    pytester: pytest.Pytester, inner: Any, vast_emulator: Any
+) -> None:
+    gpu_id = pytester.path / "gpu-id"
+    pytester.makepyfile(f"""
+        import os, time, pytest, requests
+
+        @pytest.mark.xdist_group("gpu")
+        def test_gpu(vast_gpu):
+            open({str(gpu_id)!r}, "w").write(str(vast_gpu.id))
+
+        @pytest.mark.xdist_group("cpu")
+        def test_cpu_tests_run_on_without_the_instance():
+            deadline = time.monotonic() + 60
+            while not os.path.exists({str(gpu_id)!r}):
+                assert time.monotonic() < deadline, "the GPU test never ran"
+                time.sleep(0.02)
+            url = os.environ["INNER_API"] + "/api/v0/instances/" + open({str(gpu_id)!r}).read() + "/?owner=me"
+            auth = {{"Authorization": "Bearer " + os.environ["VAST_API_KEY"]}}
+            while requests.get(url, headers=auth, timeout=5).json()["instances"] is not None:
+                assert time.monotonic() < deadline, "the instance was kept while only CPU tests were left"
+                time.sleep(0.02)
+    """)
+    result = pytester.runpytest(*inner(vast_emulator, "-n", "2", "--dist", "loadgroup"))
+    result.assert_outcomes(passed=2)
+    (row,) = vast_emulator.world.history()
+    assert row["destroyed"]
+    result.stdout.fnmatch_lines(["*destroyed: yes (confirmed)*", "*all instances destroyed*"])
+
+
+def test_shared_mode_without_a_gpu_test_gives_the_instance_up_after_collection(
+    pytester: pytest.Pytester, inner: Any, make_emulator: Any
+) -> None:
+    slow = make_emulator(profile="seed", time_factor=0.05)  # about 4 s to boot: far longer than the workers' start
+    pytester.makepyfile("def test_cpu_a(): pass\ndef test_cpu_b(): pass\n")
+    result = pytester.runpytest(*inner(slow, "-n", "2"))
+    result.assert_outcomes(passed=2)
+    assert slow.world.live_ids() == []
+    if slow.world.history():  # given up while it booted (or before its create, then nothing was rented)
+        (row,) = slow.world.history()
+        assert row["destroyed"] and row["ssh_up_at"] is None  # never reached SSH: given up while it booted
+        result.stdout.fnmatch_lines(["*no collected test uses the shared instance: provisioning in the background*"])
+
+
 def test_per_worker_mode_gives_each_worker_its_own_instance(
     pytester: pytest.Pytester, inner: Any, vast_emulator: Any
 ) -> None:

@@ -92,3 +92,14 @@ def test_the_dumont_command_is_installed(installed):
     python, project = installed
     done = run([str(python.parent / "dumont"), "--help"], project, clean_env(python.parents[1]))
     assert "offers" in done.stdout and "reap" in done.stdout
+
+
+def test_the_scenario_library_replays_from_the_recordings_in_the_wheel(installed, tmp_path):
+    python, _ = installed
+    done = run(
+        [str(python), "-m", "pytest", "--pyargs", "pytest_dumont.scenarios", "-p", "no:cacheprovider"],
+        tmp_path,  # no cassettes/ here: the package's own are the ones that replay
+        clean_env(python.parents[1]),
+    )
+    assert "5 passed" in done.stdout
+    assert "5 test(s) replayed from" in done.stdout and "site-packages/pytest_dumont/scenarios/cassettes" in done.stdout

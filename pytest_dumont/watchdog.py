@@ -56,29 +56,6 @@ class WatchdogLink:
         return f"WatchdogLink(pid={self.pid})"
 
     @classmethod
-    def start(
-        cls,
-        *,
-        api_url: str,
-        api_key: str | None,
-        label_prefix: str,
-        ledger_path: Path | None,
-        log_path: Path | None,
-        ready_timeout: float | None = None,
-        retry_s: float | None = None,
-    ) -> WatchdogLink:
-        """Start the watchdog and wait for its READY; raises ``WatchdogError`` if it does not come in time."""
-        link = cls.spawn(
-            api_url=api_url,
-            api_key=api_key,
-            label_prefix=label_prefix,
-            ledger_path=ledger_path,
-            log_path=log_path,
-            retry_s=retry_s,
-        )
-        return link.confirm(ready_timeout)
-
-    @classmethod
     def spawn(
         cls,
         *,

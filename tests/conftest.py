@@ -58,3 +58,26 @@ def make_emulator() -> Iterator[MakeEmulator]:
 def vast_emulator(make_emulator: MakeEmulator) -> Any:
     """A fast-profile emulator with real SSH servers."""
     return make_emulator()
+
+
+@pytest.fixture
+def no_network_no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every socket connect and every real sleep fails the (in-process) run; returns the connects attempted."""
+    import socket
+    import time
+
+    import pytest_dumont.clock
+
+    attempts: list[object] = []
+
+    def no_connect(sock: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise AssertionError(f"replay opened a connection to {address}")
+
+    def no_sleep(self: object, seconds: float) -> None:
+        raise AssertionError(f"replay slept {seconds} s for real")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    monkeypatch.setattr(pytest_dumont.clock.SystemClock, "sleep", no_sleep)
+    monkeypatch.setattr(time, "sleep", lambda seconds: no_sleep(None, seconds))
+    return attempts

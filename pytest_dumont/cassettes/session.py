@@ -161,8 +161,9 @@ class CassetteSession:
     def _replaying(self, item: pytest.Item) -> None:
         if item.nodeid not in self.replayed:
             self.replayed.append(item.nodeid)
-        if self.root_for(item) not in self.replayed_from:
-            self.replayed_from.append(self.root_for(item))
+        root = self.root_for(item)
+        if root not in self.replayed_from:
+            self.replayed_from.append(root)
 
     def _recording(self, item: pytest.Item) -> RecordedTest:
         if item.nodeid not in self.pending:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
-
-import pytest_dumont.clock
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_CASSETTE = next((REPO / "cassettes" / "_provisioning").glob("rtx-4090-*.yaml"))
@@ -21,23 +18,11 @@ def copy_journey(pytester: pytest.Pytester) -> None:
     shutil.copytree(REPO / "cassettes", pytester.path / "cassettes")
 
 
-def test_the_seed_journey_replays_offline_without_waiting(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+def test_the_seed_journey_replays_offline_without_waiting(pytester: pytest.Pytester, no_network_no_sleep: list[object]):
     copy_journey(pytester)
-    attempts: list[object] = []
-
-    def no_connect(sock: socket.socket, address: object) -> None:
-        attempts.append(address)
-        raise AssertionError(f"replay opened a connection to {address}")
-
-    def no_sleep(self: object, seconds: float) -> None:
-        raise AssertionError(f"replay slept {seconds} s for real")
-
-    monkeypatch.setattr(socket.socket, "connect", no_connect)
-    monkeypatch.setattr(pytest_dumont.clock.SystemClock, "sleep", no_sleep)
-    monkeypatch.setattr("time.sleep", lambda seconds: no_sleep(None, seconds))
     result = pytester.runpytest("-p", "no:xdist", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    assert attempts == []
+    assert no_network_no_sleep == []
     recorded = yaml.safe_load(SEED_CASSETTE.read_text())
     assert recorded["recorded_with"]["emulator_profile"] == "seed"
     result.stdout.fnmatch_lines(

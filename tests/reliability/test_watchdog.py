@@ -24,13 +24,7 @@ def rent(client: VastClient, label: str) -> int:
 
 
 def start(emulator, private_state: Path) -> WatchdogLink:
-    return WatchdogLink.start(
-        api_url=emulator.url,
-        api_key=emulator.api_key,
-        label_prefix=PREFIX,
-        ledger_path=private_state / "ledger.json",
-        log_path=private_state / "watchdog.log",
-    )
+    return spawner(emulator, private_state)().confirm()
 
 
 def test_the_start_is_confirmed_and_the_key_is_in_neither_argv_nor_environ(make_emulator, private_state):
@@ -57,14 +51,9 @@ def test_a_watchdog_that_never_says_ready_is_an_error(tmp_path, make_emulator, m
     monkeypatch.setattr("sys.executable", str(mute))
     emulator = make_emulator(ssh=False)
     with pytest.raises(WatchdogError, match=r"did not confirm its start within 0\.5 s.*Nothing was rented"):
-        WatchdogLink.start(
-            api_url=emulator.url,
-            api_key=emulator.api_key,
-            label_prefix=PREFIX,
-            ledger_path=None,
-            log_path=None,
-            ready_timeout=0.5,
-        )
+        WatchdogLink.spawn(
+            api_url=emulator.url, api_key=emulator.api_key, label_prefix=PREFIX, ledger_path=None, log_path=None
+        ).confirm(0.5)
 
 
 def test_when_pytest_goes_away_it_destroys_registered_and_labelled_instances(make_emulator, private_state):

@@ -4,13 +4,11 @@ own, offline, without a real sleep, with the recorded figures.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
-import pytest_dumont.clock
 import pytest_dumont.scenarios
 
 SHIPPED = Path(pytest_dumont.scenarios.__file__).parent / "cassettes"
@@ -23,22 +21,10 @@ def test_the_shipped_recordings_were_made_against_the_seed_profile():
         assert yaml.safe_load(path.read_text())["recorded_with"]["emulator_profile"] == "seed", path
 
 
-def test_every_scenario_replays_offline_without_waiting(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    attempts: list[object] = []
-
-    def no_connect(sock: socket.socket, address: object) -> None:
-        attempts.append(address)
-        raise AssertionError(f"replay opened a connection to {address}")
-
-    def no_sleep(self: object, seconds: float) -> None:
-        raise AssertionError(f"replay slept {seconds} s for real")
-
-    monkeypatch.setattr(socket.socket, "connect", no_connect)
-    monkeypatch.setattr(pytest_dumont.clock.SystemClock, "sleep", no_sleep)
-    monkeypatch.setattr("time.sleep", lambda seconds: no_sleep(None, seconds))
+def test_every_scenario_replays_offline_without_waiting(pytester: pytest.Pytester, no_network_no_sleep: list[object]):
     result = pytester.runpytest("--pyargs", "pytest_dumont.scenarios", "-p", "no:xdist", "-p", "no:randomly")
     result.assert_outcomes(passed=5)
-    assert attempts == []
+    assert no_network_no_sleep == []
     assert not (pytester.path / "cassettes").exists()
     result.stdout.fnmatch_lines(
         [

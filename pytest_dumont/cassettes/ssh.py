@@ -116,7 +116,7 @@ def _recorded(base: type[Any], method: str) -> Any:
             if method in ("run", "sudo"):
                 _describe_result(entry, result, slot.scrubber)
             else:
-                _describe_transfer(entry, method, result, args, kwargs)
+                _describe_transfer(entry, method, result, slot.scrubber)
             return result
         finally:
             if marks:
@@ -192,7 +192,7 @@ class RecordingStream:
             entry["error"] = "closed before the command finished"
         entry.update(out_size=self.out_size, out_sha256=self.out.hexdigest())
         if self.out_size <= CONTENT_LIMIT:
-            entry["out_content"] = base64.b64encode(bytes(self.kept)).decode("ascii")
+            entry["out_content"] = _kept(bytes(self.kept), self.slot.scrubber)
         entry.update(in_size=self.in_size, in_sha256=self.into.hexdigest())
         entry["duration"] = round(self.seconds or self.slot.clock.now() - self.started, 6)
         self.transcript.operations.append(entry)
@@ -217,14 +217,21 @@ def _describe_result(entry: dict[str, Any], result: Any, scrubber: Scrubber) -> 
     entry.update(stdout=scrubber.text(result.stdout), stderr=scrubber.text(result.stderr), exited=result.exited)
 
 
-def _describe_transfer(
-    entry: dict[str, Any], method: str, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
+def _describe_transfer(entry: dict[str, Any], method: str, result: Any, scrubber: Scrubber) -> None:
     data = _local_bytes(result.local)
     if data is not None:
         entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
         if method == "get" and len(data) <= CONTENT_LIMIT:
-            entry["content"] = base64.b64encode(data).decode("ascii")
+            entry["content"] = _kept(data, scrubber)
+
+
+def _kept(data: bytes, scrubber: Scrubber) -> str:
+    """Bytes kept for replay, in base64, scrubbed as text is: base64 would hide a secret from every later scan.
+
+    Latin-1 maps each byte to one character and back, so only a secret's own bytes change; the size and sha256
+    written beside them are the original's.
+    """
+    return base64.b64encode(scrubber.text(data.decode("latin-1")).encode("latin-1", "replace")).decode("ascii")
 
 
 def _local_bytes(local: Any) -> bytes | None:
@@ -376,7 +383,9 @@ class ReplayStream:
     def __init__(self, entry: dict[str, Any], slot: TranscriptSlot) -> None:
         self.entry, self.slot, self.path = entry, slot, slot.transcript.path
         self.content = base64.b64decode(entry["out_content"]) if "out_content" in entry else None
-        self.out_size, self.sent_limit = int(entry.get("out_size", 0)), int(entry.get("in_size", 0))
+        # Kept bytes may be shorter than the original where a secret was scrubbed out of them.
+        self.out_size = len(self.content) if self.content is not None else int(entry.get("out_size", 0))
+        self.sent_limit = int(entry.get("in_size", 0))
         self.given = self.received = 0
         self.seconds = 0.0
         self._finished = False

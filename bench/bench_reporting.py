@@ -1,31 +1,37 @@
 """What the reporting costs: its share of the HTML report's time for N GPU tests, and nothing without GPU tests.
 
-N tests sharing one emulated instance, with ``--html``, after a first run has imported both sides' modules. The
-emulator runs in its own process, so its threads do not take this one's GIL inside a timed hook. Each round is a
-pair of runs, one after the other:
+N tests sharing one emulated instance, with ``--html``, after a first run has imported every module. The emulator
+runs in its own process, so its threads do not take this one's GIL inside a timed hook. Each round is three runs:
 
-- **A**, as users run it: the time in pytest-dumont's reporting hooks (per-test numbers, cells and extras; the row
-  and header hooks, blank cells too; the session's end: document, JSON, GitHub; the summary hook) and in
-  pytest-html's own hooks (configure, sessionstart, logreport, sessionfinish...; minus ours, which it calls).
-- **B**, the same run with our pytest-html hooks doing nothing: pytest-html's own time for these tests without our
-  columns and summary.
+- **A**, as users run it. Timed: pytest-dumont's reporting hooks (a test's numbers when its call ends, and inside
+  that its cells and extras; the row and header hooks, blank cells too; the session's end: document, JSON, GitHub;
+  the summary hook) and pytest-html's own hooks (configure, sessionstart, logreport, sessionfinish...; minus ours,
+  which it calls).
+- **B**, our pytest-html hooks doing nothing: pytest-html's own hooks for these tests, without our part.
+- **C**, as B plus a plugin with four constant sortable columns: the least that four sortable columns can cost,
+  since pytest-html runs two regular expressions over every sortable cell of every row and carries each cell twice,
+  JSON- and HTML-escaped, in its page.
 
-Two ratios: *hooks* = our hooks / pytest-html's hooks in A (stable, but blind to what pytest-html itself spends on
-our cells: it parses every sortable cell of every row with regular expressions); *added* = (our hooks in A +
-pytest-html's hooks in A - pytest-html's hooks in B) / pytest-html's hooks in B: what building our part of the
-report adds to pytest-html's own time, the issue's target. Medians over the rounds: the machine is shared and noisy.
-Both makereport hook wrappers are left untimed (timing a generator costs more than what they do): ours only checks
-the test's fixture names around ``on_call_report``, which is timed; pytest-html's merges extras lists.
+*Our part of the HTML report* is what only ``--html`` makes us do (cells and extras, the row and summary hooks) plus
+what pytest-html spends on it (A - B). It is set against pytest-html's own time two ways: its hooks (B), and what
+``--html`` adds to the run end to end (the median difference of pairs of runs with B's set-up and without
+``--html``; its hooks are less than half of that). A test's numbers and the session's document are taken with or
+without ``--html`` (the terminal table and the JSON report need them): they are shown on their own. Medians over the
+rounds: the machine is shared and noisy. Both makereport hook wrappers are left untimed (timing a generator costs
+more than what they do): ours only checks the test's fixture names around ``on_call_report``, which is timed;
+pytest-html's merges extras lists.
 
-Then the same A runs end to end against runs without ``--html``, and N tests without a GPU: the reporting modules
-loaded (expected: none) and the run's time with the plugin against ``-p no:dumont``, side by side.
-Usage: ``python bench/bench_reporting.py [-n 500] [--rounds 7]``. Nothing is asserted: read the ratios.
+Then N tests without a GPU: the reporting modules loaded (expected: none) and the run's time with the plugin against
+``-p no:dumont``, side by side. Usage: ``python bench/bench_reporting.py [-n 500] [--rounds 7]``. Nothing is
+asserted: read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
 import os
 import statistics
 import subprocess
@@ -40,7 +46,7 @@ from typing import Any
 import pytest
 
 SPENT: dict[str, float] = defaultdict(float)
-WALL_ROUNDS = 7  # end-to-end runs of about a second each: the best of several is what the machine can do
+WALL_ROUNDS = 15  # pairs of end-to-end runs of about a second each: their median difference is pytest-html's time
 OURS_IN_HTML = ("dumont_rows", "dumont_summary")  # our hooks pytest-html calls from inside its own
 SWITCH = {"html_hooks_off": False}  # run B: our pytest-html hooks return at once
 
@@ -78,6 +84,8 @@ def instrument() -> None:
     from pytest_dumont.reporting import per_test
 
     timed(per_test, "on_call_report", "dumont_per_test")
+    for name in ("row_cells", "extra_for_test", "figures_extra", "_add_extras"):  # the HTML part of it
+        timed(per_test, name, "cells")
     timed(plugin, "pytest_html_results_table_header", "dumont_rows")
     timed(plugin, "pytest_html_results_table_row", "dumont_rows")  # every row, blank cells too
     timed(plugin, "pytest_sessionfinish", "dumont_finish")
@@ -100,19 +108,39 @@ def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
     return proc, proc.stdout.readline().split()[-1], proc.stdout.readline().split()[-1]
 
 
-def run(workdir: Path, args: list[str]) -> float:
+class FourConstantColumns:
+    """The least any plugin with four sortable pytest-html columns can cost: constant cells, computed once."""
+
+    CELLS = [f"<td class=col-c{i}>      0.0000</td>" for i in range(4)]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.extend(f'<th class="sortable" data-column-type="c{i}">C{i}</th>' for i in range(4))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            cells.extend(self.CELLS)
+
+
+def run(workdir: Path, args: list[str], plugins: tuple[object, ...] = ()) -> float:
     started = time.perf_counter()
-    code = pytest.main([str(workdir), "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *args])
+    with contextlib.redirect_stdout(io.StringIO()):  # the runs' own output would bury the figures
+        code = pytest.main(
+            [str(workdir), "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-W", "ignore", *args], plugins=plugins
+        )
     assert code == 0, code
     return time.perf_counter() - started
 
 
-def timed_run(workdir: Path, args: list[str], *, html_hooks_off: bool) -> tuple[float, float, dict[str, float]]:
+def timed_run(
+    workdir: Path, args: list[str], *, html_hooks_off: bool, plugins: tuple[object, ...] = ()
+) -> tuple[float, float, dict[str, float]]:
     """One run: (our hooks, pytest-html's own hooks, the buckets), in seconds."""
     SPENT.clear()
     SWITCH["html_hooks_off"] = html_hooks_off
     try:
-        run(workdir, args)
+        run(workdir, args, plugins)
     finally:
         SWITCH["html_hooks_off"] = False
     ours = sum(v for k, v in SPENT.items() if k.startswith("dumont"))
@@ -145,6 +173,10 @@ def main() -> None:
         proc.wait(timeout=30)
 
 
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
 def measure(n: int, rounds: int, url: str, key: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gpu = Path(tmp, "gpu")
@@ -153,40 +185,60 @@ def measure(n: int, rounds: int, url: str, key: str) -> None:
         os.environ["VAST_API_KEY"] = key
         api = ["--dumont-mode=emulator", f"--dumont-api-url={url}"]
         html = [*api, "--html", str(Path(tmp, "r.html")), "--self-contained-html"]
+        constant = (FourConstantColumns(),)
         run(gpu, html)  # imports every module on both sides: the measured runs pay only per-run work
-        ours, theirs, theirs_alone, added = [], [], [], []
+        run(gpu, html, constant)
+        got: dict[str, list[float]] = defaultdict(list)
         for _ in range(rounds):
             ours_a, theirs_a, buckets = timed_run(gpu, html, html_hooks_off=False)
             _, theirs_b, _ = timed_run(gpu, html, html_hooks_off=True)
-            ours.append(ours_a)
-            theirs.append(theirs_a)
-            theirs_alone.append(theirs_b)
-            added.append(ours_a + theirs_a - theirs_b)
+            _, theirs_c, _ = timed_run(gpu, html, html_hooks_off=True, plugins=constant)
+            html_part = buckets["cells"] + buckets["dumont_rows"] + buckets["dumont_summary"] + theirs_a - theirs_b
+            for name, value in [
+                ("cells", buckets["cells"]),
+                ("rows", buckets["dumont_rows"]),
+                ("summary", buckets["dumont_summary"]),
+                ("ours", ours_a),
+                ("A", theirs_a),
+                ("B", theirs_b),
+                ("C", theirs_c),
+                ("html_part", html_part),
+                ("numbers", ours_a - buckets["cells"] - buckets["dumont_rows"] - buckets["dumont_summary"]),
+                ("part/B", html_part / theirs_b),
+                ("floor/B", (theirs_c - theirs_b) / theirs_b),
+                ("all/B", (ours_a + theirs_a - theirs_b) / theirs_b),
+            ]:
+                got[name].append(value)
             print(
                 "ms:",
                 {k: round(v * 1000, 1) for k, v in sorted(buckets.items())},
-                f"| pytest-html A {theirs_a * 1000:.1f}, B {theirs_b * 1000:.1f}",
-                f"| hooks {ours_a / theirs_a * 100:.1f}%, added {added[-1] / theirs_b * 100:.1f}%",
+                f"| pytest-html A {theirs_a * 1000:.1f}, B {theirs_b * 1000:.1f}, C {theirs_c * 1000:.1f}",
+                f"| our HTML part {html_part / theirs_b * 100:.1f}% of B, all of ours {got['all/B'][-1] * 100:.1f}%",
             )
-        med = {name: statistics.median(v) for name, v in [("ours", ours), ("A", theirs), ("B", theirs_alone)]}
-        hooks = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
-        share = statistics.median(a / b for a, b in zip(added, theirs_alone, strict=True))
-        print(
-            f"{n} GPU tests, --html, medians of {rounds} rounds: pytest-dumont's hooks {med['ours'] * 1000:.1f} ms, "
-            f"pytest-html's hooks {med['A'] * 1000:.1f} ms with our part, {med['B'] * 1000:.1f} ms without; "
-            f"hooks ratio {hooks * 100:.1f}%; added {statistics.median(added) * 1000:.1f} ms = {share * 100:.1f}% "
-            "of pytest-html's own time"
-        )
-
         walls: dict[str, list[float]] = {"html": [], "none": []}
-        for _ in range(WALL_ROUNDS):
-            walls["html"].append(run(gpu, html))
-            walls["none"].append(run(gpu, api))
-        html_cost = min(walls["html"]) - min(walls["none"])
+        SWITCH["html_hooks_off"] = True  # pytest-html alone: our cells, rows and summary left out
+        try:
+            for _ in range(WALL_ROUNDS):
+                walls["html"].append(run(gpu, html))
+                walls["none"].append(run(gpu, api))
+        finally:
+            SWITCH["html_hooks_off"] = False
+        e2e = statistics.median(h - o for h, o in zip(walls["html"], walls["none"], strict=True))
+        b_ms, part_ms = median_ms(got["B"]), median_ms(got["html_part"])
         print(
-            f"{n} GPU tests end to end, best of {WALL_ROUNDS}: {min(walls['html']):.2f} s with --html, "
-            f"{min(walls['none']):.2f} s without: --html adds {html_cost * 1000:.0f} ms (our hooks "
-            f"{med['ours'] * 1000:.1f} ms of it)"
+            f"\n{n} GPU tests, --html, medians of {rounds} rounds (each: A as users run it, B with our pytest-html "
+            "hooks off, C with four constant sortable columns instead of ours):\n"
+            f"  pytest-html's own time: its hooks {b_ms:.1f} ms (B); end to end, --html adds {e2e * 1000:.0f} ms "
+            f"to the run (median of {WALL_ROUNDS} pairs of runs, {min(walls['none']):.2f} s without it)\n"
+            f"  our part of the HTML report: {part_ms:.1f} ms (cells and extras {median_ms(got['cells']):.1f}, "
+            f"rows {median_ms(got['rows']):.1f}, summary {median_ms(got['summary']):.1f}, pytest-html's work on "
+            f"our part A - B {median_ms(got['A']) - b_ms:.1f}) = {statistics.median(got['part/B']) * 100:.1f}% of "
+            f"its hooks, {part_ms / (e2e * 1000) * 100:.1f}% of its time end to end\n"
+            f"  the floor, four constant sortable columns: pytest-html's work on them C - B "
+            f"{median_ms(got['C']) - b_ms:.1f} ms = {statistics.median(got['floor/B']) * 100:.1f}% of its hooks\n"
+            f"  our numbers and the session's document, taken with or without --html: "
+            f"{median_ms(got['numbers']):.1f} ms; all of ours with pytest-html's work on our part: "
+            f"{statistics.median(got['all/B']) * 100:.1f}% of its hooks"
         )
 
         plain = Path(tmp, "plain")

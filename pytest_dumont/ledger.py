@@ -56,18 +56,15 @@ class InstanceRecord:
     tests: list[str] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # nvidia-smi and disk lines, for the report
+    # The rates, fixed when the instance is created: every test's report prices its time with them.
+    dph_base: float = field(init=False, repr=False)
+    storage_dph: float = field(init=False, repr=False)
+    dph_total: float = field(init=False, repr=False)
 
-    @property
-    def dph_base(self) -> float:
-        return self.offer.dph_base
-
-    @property
-    def storage_dph(self) -> float:
-        return self.offer.storage_dph(self.disk_gb)
-
-    @property
-    def dph_total(self) -> float:
-        return self.dph_base + self.storage_dph
+    def __post_init__(self) -> None:
+        self.dph_base = self.offer.dph_base
+        self.storage_dph = self.offer.storage_dph(self.disk_gb)
+        self.dph_total = self.dph_base + self.storage_dph
 
     @property
     def live(self) -> bool:

@@ -201,7 +201,7 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         node_down(node.config, output if "dumont_instances" in output else None, str(node.gateway.id))
 
 
-_BLANK_CELLS = tuple(f'<td class="col-{key}"></td>' for key, _ in HTML_COLUMNS)
+_BLANK_CELLS = tuple(f"<td class=col-{key}></td>" for key, _ in HTML_COLUMNS)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -6,10 +6,12 @@ are meaningful, so documents from several jobs merge by concatenation.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 from pytest_dumont import __version__
@@ -176,6 +178,21 @@ def figure_entries(figures: Mapping[str, list[Doc]], outcomes: Mapping[str, str]
         {"nodeid": nodeid, "outcome": outcomes.get(nodeid, "unknown"), "figures": list(values)}
         for nodeid, values in figures.items()
     ]
+
+
+COSTLIEST_SHOWN = 20  # the summaries list the costliest tests; the JSON report and the sortable column have all
+
+
+def costliest_tests(doc: Mapping[str, Any], limit: int = COSTLIEST_SHOWN) -> tuple[list[Doc], int, float]:
+    """The ``limit`` costliest tests, most expensive first, then how many others there are and their cost together.
+
+    A summary is read by a person: 500 rows of fractions of a cent bury the few that matter.
+    """
+    ranked = heapq.nlargest(limit, doc["tests"], key=itemgetter("cost_usd"))
+    rest = len(doc["tests"]) - len(ranked)
+    if not rest:
+        return ranked, 0, 0.0
+    return ranked, rest, max(0.0, sum(t["cost_usd"] for t in doc["tests"]) - sum(t["cost_usd"] for t in ranked))
 
 
 def build(

@@ -5,40 +5,37 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from html import escape
-from operator import itemgetter
 from typing import Any
 
+from pytest_dumont.reporting.document import costliest_tests
 from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, usd
 from pytest_dumont.reporting.svg import bar_chart
 
-CELL_CLASSES = ("dumont_gpu", "dumont_dph", "dumont_provision", "dumont_cost")
 
-
-def _sort_key(value: float) -> str:
-    # pytest-html sorts custom columns as strings: a hidden zero-padded key makes that a numeric order. Short,
-    # because pytest-html runs a regular expression over every sortable cell of every row.
-    return f"<span hidden>{value:013.6f}</span>"
-
-
+# pytest-html sorts its columns by comparing the cells' inner HTML as strings. A number right-aligned in a fixed
+# width with spaces, which the browser does not show, sorts as strings in numeric order: a space sorts before "$"
+# and every digit. No hidden key and no quotes, because pytest-html runs two regular expressions over every sortable
+# cell of every row and carries each cell twice, JSON- and HTML-escaped, in its page: short cells cost it less.
 @functools.lru_cache(maxsize=256)
 def _leading_cells(gpu_name: str, dph_total: float, provision_seconds: float) -> tuple[str, str, str]:
     """GPU, $/h and provisioning cells: the same for every test on an instance but the one that waited for its boot,
     so they are formatted once per instance, not once per test."""
     return (
-        f'<td class="col-dumont_gpu">{escape(str(gpu_name))}</td>',
-        f'<td class="col-dumont_dph">{_sort_key(dph_total)}{dph_total:.4f}</td>',
-        f'<td class="col-dumont_provision">{_sort_key(provision_seconds)}{provision_seconds:.2f}</td>',
+        f"<td class=col-dumont_gpu>{escape(str(gpu_name))}</td>",
+        f"<td class=col-dumont_dph>{dph_total:9.4f}</td>",
+        f"<td class=col-dumont_provision>{provision_seconds:9.2f}</td>",
     )
+
+
+def cost_cell(cost: float) -> str:
+    """Dollars with six decimals (short runs cost fractions of a cent), the dollar sign against the digits."""
+    return f"<td class=col-dumont_cost>{f'${cost:.6f}':>13}</td>"
 
 
 def row_cells(data: Mapping[str, Any]) -> list[str]:
     """The four sortable cells of a GPU test's row: GPU, $/h, provisioning seconds, cost $."""
-    cost = data["cost_usd"]
-    return [
-        *_leading_cells(data["gpu_name"], data["dph_total"], data["provision_seconds"]),
-        # The sort key as _sort_key writes it, inline: this cell is formatted once per test.
-        f'<td class="col-dumont_cost"><span hidden>{cost:013.6f}</span>{usd(cost)}</td>',
-    ]
+    gpu, dph, provision = _leading_cells(data["gpu_name"], data["dph_total"], data["provision_seconds"])
+    return [gpu, dph, provision, cost_cell(data["cost_usd"])]
 
 
 def phase_table(rows: Sequence[tuple[str, float, str, str]], costs: Sequence[float | None] = ()) -> str:
@@ -147,11 +144,17 @@ def summary(doc: Mapping[str, Any]) -> list[str]:
             + facts(entry.get("facts", {}))
         )
     if doc["tests"]:
+        shown, rest, rest_usd = costliest_tests(doc)
         rows_html = "".join(
             f"<tr><td>{escape(x['nodeid'])}</td><td>{escape(x['outcome'])}</td><td>{x['held_seconds']:.2f}</td>"
             f"<td>{usd(x['cost_usd'])}</td></tr>"
-            for x in sorted(doc["tests"], key=itemgetter("cost_usd"), reverse=True)
+            for x in shown
         )
+        if rest:
+            rows_html += (
+                f'<tr class="dumont-tests-rest"><td colspan="3">{rest} more test(s): sort the results by Cost ($)'
+                f"</td><td>{usd(rest_usd)}</td></tr>"
+            )
         parts.append(
             '<h3>cost by test</h3><table class="dumont-tests"><thead><tr><th>test</th><th>outcome</th>'
             f"<th>held (s)</th><th>cost</th></tr></thead><tbody>{rows_html}</tbody></table>"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import itemgetter
 from typing import Any
 
+from pytest_dumont.reporting.document import costliest_tests
 from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, usd
 from pytest_dumont.reporting.terminal import bar
 
@@ -59,11 +59,14 @@ def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
         ]
     if doc["tests"]:
         lines += ["", "### cost by test", "", "| test | outcome | GPU | held (s) | cost |", "|---|---|---|---:|---:|"]
-        for test in sorted(doc["tests"], key=itemgetter("cost_usd"), reverse=True):
+        shown, rest, rest_usd = costliest_tests(doc)
+        for test in shown:
             lines.append(
                 f"| `{_cell(test['nodeid'])}` | {test['outcome']} | {_cell(test['gpu_name'])} | "
                 f"{test['held_seconds']:.2f} | {usd(test['cost_usd'])} |"
             )
+        if rest:
+            lines.append(f"| {rest} more test(s), every one in the JSON report | | | | {usd(rest_usd)} |")
     lines += scenario_figures(doc.get("scenario_figures") or [])  # absent from reports written before they were
     lines += projections(doc)
     if doc.get("hook_errors"):

@@ -8,8 +8,9 @@ import pytest
 
 from pytest_dumont.ledger import Hold, InstanceRecord
 from pytest_dumont.models import Offer, PhaseTiming, StatusChange
-from pytest_dumont.reporting import document, github, jsonreport, markdown
+from pytest_dumont.reporting import document, github, html, jsonreport, markdown
 from pytest_dumont.reporting.apportion import hold_shares, overhead_cost
+from pytest_dumont.reporting.phases import usd
 from pytest_dumont.reporting.svg import bar_chart
 
 OFFER = Offer.from_api(
@@ -113,6 +114,20 @@ def test_markdown_shows_the_seed_picture():
         assert needle in text
 
 
+def test_the_summaries_list_the_costliest_tests_and_sum_up_the_rest():
+    # 30 tests, each holding the instance a second longer than the one before: the last one is the costliest.
+    holds = [Hold(f"t::{i:02d}", 60.0 + i, 61.0 + 2 * i) for i in range(30)]
+    doc = doc_with(seed_record(holds))
+    costs = sorted((t["cost_usd"] for t in doc["tests"]), reverse=True)
+    text = markdown.render(doc)
+    assert "`t::29`" in text and "`t::10`" in text and "`t::09`" not in text  # the 20 costliest, no more
+    assert f"| 10 more test(s), every one in the JSON report | | | | {usd(sum(costs[20:]))} |" in text
+    page = "".join(html.summary(doc))
+    assert "t::29" in page and "t::10" in page and "t::09" not in page
+    assert f"10 more test(s): sort the results by Cost ($)</td><td>{usd(sum(costs[20:]))}" in page
+    assert len(document.costliest_tests(doc, limit=30)[0]) == 30 and document.costliest_tests(doc, 30)[1] == 0
+
+
 def test_a_leak_and_an_overrun_become_warnings():
     record = seed_record()
     record.destroyed_at = None
@@ -142,3 +157,31 @@ def test_a_tests_numbers_have_its_own_phases_and_the_provisioning_only_if_it_wai
     assert [p["name"] for p in second["phases"]] == ["$ make"] and second["timeline"] == []
     assert second["cost_usd"] == pytest.approx(record.interval_cost(92.2, 94.4, 100.0))
     assert second["phases"][0]["cost_usd"] == pytest.approx(record.interval_cost(92.5, 93.5, 100.0))
+
+
+def test_the_columns_sort_in_numeric_order_the_way_pytest_html_sorts_them():
+    """pytest-html keeps each sortable cell's inner HTML (its own regular expressions) and its page compares those
+    as strings: the order of the numbers must survive that."""
+    from types import SimpleNamespace
+
+    from pytest_html.basereport import BaseReport
+
+    from pytest_dumont.plugin import pytest_html_results_table_header
+
+    header: list[str] = []
+    pytest_html_results_table_header(header)
+    pytest_html = SimpleNamespace(_report=SimpleNamespace(table_header=header))
+    values = [0.0, 0.000012, 0.0046, 0.01, 9.99, 10.0, 123.456, 4321.5]
+    kept = {}  # value -> the strings pytest-html keeps for that row
+    for value in values:
+        data: dict[str, str] = {}
+        cells = html.row_cells(
+            {"gpu_name": "RTX 4090", "dph_total": value, "provision_seconds": value, "cost_usd": value}
+        )
+        BaseReport._hydrate_data(pytest_html, data, cells)
+        kept[value] = data
+    for column in ("dumont_dph", "dumont_provision", "dumont_cost"):
+        as_strings = [kept[v][column] for v in values]  # in numeric order
+        assert as_strings == sorted(as_strings), column
+    assert kept[0.000012]["dumont_cost"].strip() == "$0.000012" and kept[4321.5]["dumont_dph"].strip() == "4321.5000"
+    assert kept[10.0]["dumont_gpu"] == "RTX 4090"

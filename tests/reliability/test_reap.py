@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,24 @@ def test_reap_takes_the_plugins_own_option_names(make_emulator, private_state, t
     )
     assert result.returncode == 0, result.stderr
     assert emulator.world.live_ids() == []
+
+
+def test_destroyed_entries_are_kept_a_week_and_at_most_the_newest_200(private_state):
+    """Every rental rewrites the file: it must not grow with every session a machine has ever run."""
+    ledger = LedgerFile(private_state / "ledger.json")
+    now = time.time()
+    old_live = entry("dumont-live-1", "http://x", pid=1, instance_id=1)
+    old_live.updated = now - 30 * 24 * 3600.0  # live entries stay, however old: they may still be billing
+    last_week = entry("dumont-old-1", "http://x", pid=1, instance_id=2, state="destroyed")
+    last_week.updated = now - 8 * 24 * 3600.0
+    recent = []
+    for i in range(250):
+        done = entry(f"dumont-done-{i}", "http://x", pid=1, instance_id=100 + i, state="destroyed")
+        done.updated = now - 3600.0 + i  # dumont-done-249 is the newest
+        recent.append(done)
+    ledger.update(lambda entries: entries.extend([old_live, last_week, *recent]))
+    kept = ledger.entries()
+    assert [e.label for e in kept] == ["dumont-live-1"] + [f"dumont-done-{i}" for i in range(50, 250)]
+    # One entry per line, and still one JSON document.
+    lines = (private_state / "ledger.json").read_text().splitlines()
+    assert len(lines) == 1 + len(kept) + 1 and json.loads("\n".join(lines))["version"] == 1

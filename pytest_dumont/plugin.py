@@ -222,7 +222,8 @@ def pytest_html_results_summary(
     prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
 ) -> None:
     run = session.config.stash.get(RUN_KEY, None)
-    if run is not None and run.doc is not None and run.doc["instances"]:
+    # A session with instances has its costs to show; one whose tests only recorded scenario figures, those.
+    if run is not None and run.doc is not None and (run.doc["instances"] or run.doc.get("scenario_figures")):
         from pytest_dumont.reporting.html import summary as dumont_summary
 
         prefix.extend(dumont_summary(run.doc))

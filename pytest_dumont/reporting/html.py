@@ -118,6 +118,9 @@ def _scenario_figures(entries: Sequence[Mapping[str, Any]]) -> str:
 def summary(doc: Mapping[str, Any]) -> list[str]:
     """The summary section: session totals, each instance's phases and chart, cost by test, scenario figures,
     projections, leaks."""
+    if not doc["instances"]:  # nothing was rented: no costs, no leaks, nothing to project
+        figures = doc.get("scenario_figures")
+        return ["<h2>pytest-dumont</h2><p>no instance was rented</p>", _scenario_figures(figures)] if figures else []
     t = doc["totals"]
     leak = (
         '<p class="dumont-leaks" style="color:green">all instances destroyed</p>'

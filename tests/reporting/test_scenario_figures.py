@@ -177,3 +177,22 @@ def test_a_report_without_figures_shows_no_figures_block():
     assert doc["scenario_figures"] == []
     assert "scenario figures" not in markdown.render(doc)
     assert "scenario figures" not in "".join(html_report.summary(doc))
+
+
+def test_a_session_that_rented_nothing_still_shows_its_figures_in_the_html_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator
+):
+    pytester.makeconftest('pytest_plugins = ["pytest_dumont.scenarios.conftest"]\n')
+    pytester.makepyfile("""
+        def test_figures_only(scenario_figures):
+            scenario_figures("tokens per second", 41.5, "tok/s")
+    """)
+    monkeypatch.setenv("VAST_API_KEY", vast_emulator.api_key)
+    result = pytester.runpytest(
+        "--dumont-mode=emulator", f"--dumont-api-url={vast_emulator.url}", "--html=r.html", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=1)
+    page = (pytester.path / "r.html").read_text()
+    summary = page[page.index('class="additional-summary prefix"') : page.index('class="run-count"')]
+    assert "no instance was rented" in summary and "tokens per second" in summary and "41.500" in summary
+    assert "billed estimate" not in summary  # no costs, leak check or projections for a session that rented nothing

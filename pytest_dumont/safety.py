@@ -6,6 +6,8 @@ the meter but no ledger file and no watchdog; a real API (or an emulator at an e
 
 from __future__ import annotations
 
+import contextlib
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +20,7 @@ from pytest_dumont.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.errors import DumontError
 from pytest_dumont.failed_machines import FILE_NAME, FailedMachines
 from pytest_dumont.pool import InstancePool
-from pytest_dumont.reaper import LedgerFile, LedgerWatcher, default_state_dir, reap
+from pytest_dumont.reaper import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir, reap
 from pytest_dumont.session import get_state
 from pytest_dumont.watchdog import WatchdogLink, WatchdogWatcher
 
@@ -105,6 +107,7 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     provisioner.failed_machines = safety.failed_machines
     safety.ledger = LedgerWatcher(ledger, state.session_id, api_url)
     state_dir = ledger.path.parent
+    prune_old_watchdog_logs(state_dir)
     safety.watchdog = WatchdogWatcher(
         lambda: WatchdogLink.spawn(
             api_url=api_url,
@@ -119,6 +122,19 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     provisioner.watchers.extend([safety.ledger, safety.watchdog])
     _sweep_dead_sessions(ledger, provisioner.client, guard)
     return safety
+
+
+def prune_old_watchdog_logs(state_dir: Path) -> None:
+    """Remove watchdog logs older than a week, the age at which the ledger file drops destroyed entries.
+
+    An eventful session's log stays for a person to read (an uneventful one removes its own), but not for ever: they
+    would pile up in the state dir. Best effort and cheap (a glob, a stat per log): what cannot be removed stays.
+    """
+    too_old = time.time() - KEEP_DESTROYED_S
+    for log in state_dir.glob("watchdog-*.log"):
+        with contextlib.suppress(OSError):
+            if log.stat().st_mtime < too_old:
+                log.unlink()
 
 
 def _arm_deadman(pool: InstancePool, guard: SessionGuard, switch: DeadmanSwitch) -> Renewer:

@@ -5,15 +5,19 @@ pytest starts ``python -m pytest_dumont.watchdog`` when a session's pool opens, 
 first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
 session) and talks over the two pipes it inherited:
 
-    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger"}   (the key never in argv/env)
-    watchdog -> pytest: READY <pid>                                                       (the handshake, awaited)
+    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s"}
+    watchdog -> pytest: READY <pid>                                              (the handshake, awaited)
     pytest -> watchdog: {"op": "register"|"gone"|"keep", "id": N, "label": ...}  -> ACK <op> <id>
     pytest -> watchdog: {"op": "bye"}                                            -> ACK bye
+
+The key travels in the hello, never in argv or the environment. ``log`` is the path of the file the watchdog's stderr
+goes to (or null), so that it can remove it.
 
 When its stdin ends, the watchdog destroys every instance still registered and not kept; when it ends without a
 ``bye`` (pytest died) it also sweeps every instance whose label starts with the session's prefix (a create whose
 answer never arrived). Each destroy is confirmed (the API no longer lists the instance) and written to the ledger
-file and to the watchdog's log.
+file and to the watchdog's log. An uneventful session (a ``bye`` with nothing registered and nothing kept) leaves
+nothing worth reading: its log is removed last thing; every other log stays for a person to read.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class WatchdogLink:
             "api_key": api_key,
             "label_prefix": label_prefix,
             "ledger": str(ledger_path) if ledger_path else None,
+            "log": str(log_path) if log_path else None,
             "retry_s": retry_s,
         }
         try:
@@ -287,7 +292,20 @@ def main() -> int:
     _answer(f"READY {os.getpid()}")
     _log(f"watching session {prefix} at {client.base_url}")
     registered, kept, clean = _serve(sys.stdin.buffer)
-    return _teardown(client, ledger, prefix, registered, kept, clean)
+    uneventful = clean and not registered and not kept  # then the teardown has nothing to destroy, sweep or record
+    code = _teardown(client, ledger, prefix, registered, kept, clean)
+    if uneventful and code == 0 and hello.get("log"):
+        _remove_uneventful_log(Path(hello["log"]))
+    return code
+
+
+def _remove_uneventful_log(log_path: Path) -> None:
+    """Remove the log of a session that needed nothing: one per session would pile up in the state dir.
+
+    Called after the last line is logged. Best effort: a log that cannot be removed is pruned after a week.
+    """
+    with contextlib.suppress(OSError):
+        log_path.unlink()
 
 
 def _serve(stream: IO[bytes]) -> tuple[dict[int, str], set[int], bool]:

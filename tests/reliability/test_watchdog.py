@@ -30,6 +30,7 @@ def start(emulator, private_state: Path) -> WatchdogLink:
 def test_the_start_is_confirmed_and_the_key_is_in_neither_argv_nor_environ(make_emulator, private_state):
     emulator = make_emulator(ssh=False)
     link = start(emulator, private_state)
+    log = private_state / "watchdog.log"
     try:
         assert process_alive(link.pid)
         assert os.getppid() != link.pid
@@ -38,10 +39,12 @@ def test_the_start_is_confirmed_and_the_key_is_in_neither_argv_nor_environ(make_
         secret = emulator.api_key.encode()
         assert secret not in Path(f"/proc/{link.pid}/cmdline").read_bytes()
         assert secret not in Path(f"/proc/{link.pid}/environ").read_bytes()
+        wait_for(lambda: "watching session" in log.read_text(), what="the watchdog's first log line")
+        assert emulator.api_key not in log.read_text()
     finally:
         link.close()
     wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit after bye")
-    assert emulator.api_key not in (private_state / "watchdog.log").read_text()
+    assert not log.exists()  # nothing happened: the log went with the watchdog
 
 
 def test_a_watchdog_that_never_says_ready_is_an_error(tmp_path, make_emulator, monkeypatch, private_state):
@@ -90,6 +93,7 @@ def test_after_goodbye_it_spares_kept_and_destroyed_instances(make_emulator, pri
     link.close()  # forgotten is still registered: the session's teardown failed to destroy it
     wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit")
     assert emulator.world.live_ids() == [kept]
+    assert f"destroyed instance {forgotten}" in (private_state / "watchdog.log").read_text()  # kept to be read
 
 
 def test_every_message_is_acknowledged(make_emulator, private_state):
@@ -128,15 +132,43 @@ def test_a_watchdog_launched_with_the_pool_is_confirmed_by_the_first_create(make
     wait_for(lambda: emulator.world.live_ids() == [], what="the registered instance to be destroyed")
 
 
-def test_a_launched_watchdog_that_was_never_needed_says_goodbye(make_emulator, private_state):
+def test_a_launched_watchdog_that_was_never_needed_says_goodbye_and_removes_its_log(make_emulator, private_state):
     emulator = make_emulator(ssh=False)
-    watcher = WatchdogWatcher(spawner(emulator, private_state))
+    spawned: list[WatchdogLink] = []
+
+    def spawn() -> WatchdogLink:
+        spawned.append(spawner(emulator, private_state)())
+        return spawned[-1]
+
+    watcher = WatchdogWatcher(spawn)
     watcher.launch()
-    watcher.close()  # nothing was ever created: a clean goodbye, no sweep
     log = private_state / "watchdog.log"
-    wait_for(lambda: "done in" in log.read_text(), what="the watchdog to exit")
-    assert "said goodbye; 0 instance(s) still registered" in log.read_text()
-    assert "without saying goodbye" not in log.read_text()
+    assert log.exists()
+    watcher.close()  # nothing was ever created: a clean goodbye (its READY read first), no sweep
+    (link,) = spawned
+    wait_for(lambda: not process_alive(link.pid), what="the watchdog to exit")
+    assert not log.exists()  # an uneventful session leaves no log behind
+
+
+def test_a_session_spawning_its_watchdog_prunes_the_logs_older_than_a_week(
+    pytester, monkeypatch, make_emulator, private_state
+):
+    emulator = make_emulator(ssh=False)
+    monkeypatch.setenv("VAST_API_KEY", emulator.api_key)
+    private_state.mkdir(parents=True)
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    old_log, recent_log, unrelated = (private_state / n for n in ("watchdog-x.log", "watchdog-y.log", "notes.txt"))
+    for planted in (old_log, recent_log, unrelated):
+        planted.write_text("planted\n")
+    for planted in (old_log, unrelated):
+        os.utime(planted, (eight_days_ago, eight_days_ago))
+    pytester.makepyfile("def test_opens_the_pool(dumont_pool): pass\n")
+    result = pytester.runpytest_subprocess(
+        "--dumont-mode=emulator", f"--dumont-api-url={emulator.url}", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=1)
+    assert not old_log.exists()
+    assert recent_log.exists() and unrelated.exists()
 
 
 def test_a_launched_watchdog_that_never_says_ready_stops_the_create(tmp_path, make_emulator, monkeypatch):

@@ -22,8 +22,9 @@ more than what they do): ours only checks the test's fixture names around ``on_c
 pytest-html's merges extras lists.
 
 Then N tests without a GPU: the reporting modules loaded (expected: none) and the run's time with the plugin against
-``-p no:dumont``, side by side. Usage: ``python bench/bench_reporting.py [-n 500] [--rounds 7]``. Nothing is
-asserted: read the ratios.
+``-p no:dumont``, side by side. Usage: ``python bench/bench_reporting.py [-n 500] [--rounds 7] [--printed-lines 20]``
+(``--printed-lines``: each test prints that many lines, as one that shows ``nvidia-smi`` does). Nothing is asserted:
+read the ratios.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ SPENT: dict[str, float] = defaultdict(float)
 WALL_ROUNDS = 15  # pairs of end-to-end runs of about a second each: their median difference is pytest-html's time
 OURS_IN_HTML = ("dumont_rows", "dumont_summary")  # our hooks pytest-html calls from inside its own
 SWITCH = {"html_hooks_off": False}  # run B: our pytest-html hooks return at once
+NVIDIA_SMI_LINE = "| 0  NVIDIA GeForce RTX 4090   On | 00000000:01:00.0 Off |  30%  34C  P8  21W / 450W |\n"
 
 
 def timed(owner: Any, name: str, bucket: str) -> None:
@@ -162,12 +164,15 @@ def reporting_modules_loaded(workdir: Path, report: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--tests", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=7, help="pairs of runs, A and B (medians are printed)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of runs A, B and C (medians are printed)")
+    parser.add_argument(
+        "--printed-lines", type=int, default=0, help="lines each test prints, as a test that shows nvidia-smi does"
+    )
     args = parser.parse_args()
     instrument()
     proc, url, key = start_emulator()
     try:
-        measure(args.tests, args.rounds, url, key)
+        measure(args.tests, args.rounds, url, key, args.printed_lines)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -177,11 +182,13 @@ def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
 
-def measure(n: int, rounds: int, url: str, key: str) -> None:
+def measure(n: int, rounds: int, url: str, key: str, printed_lines: int = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gpu = Path(tmp, "gpu")
         gpu.mkdir()
-        (gpu / "test_gpu.py").write_text("".join(f"def test_{i}(vast_gpu):\n    pass\n" for i in range(n)))
+        # An empty test is the worst case for the ratio; one that prints gives pytest-html its logs to handle.
+        body = f"    print({NVIDIA_SMI_LINE!r} * {printed_lines})\n" if printed_lines else "    pass\n"
+        (gpu / "test_gpu.py").write_text("".join(f"def test_{i}(vast_gpu):\n{body}" for i in range(n)))
         os.environ["VAST_API_KEY"] = key
         api = ["--dumont-mode=emulator", f"--dumont-api-url={url}"]
         html = [*api, "--html", str(Path(tmp, "r.html")), "--self-contained-html"]
@@ -225,9 +232,10 @@ def measure(n: int, rounds: int, url: str, key: str) -> None:
             SWITCH["html_hooks_off"] = False
         e2e = statistics.median(h - o for h, o in zip(walls["html"], walls["none"], strict=True))
         b_ms, part_ms = median_ms(got["B"]), median_ms(got["html_part"])
+        printed = f", each printing {printed_lines} lines" if printed_lines else ""
         print(
-            f"\n{n} GPU tests, --html, medians of {rounds} rounds (each: A as users run it, B with our pytest-html "
-            "hooks off, C with four constant sortable columns instead of ours):\n"
+            f"\n{n} GPU tests{printed}, --html, medians of {rounds} rounds (each: A as users run it, B with our "
+            "pytest-html hooks off, C with four constant sortable columns instead of ours):\n"
             f"  pytest-html's own time: its hooks {b_ms:.1f} ms (B); end to end, --html adds {e2e * 1000:.0f} ms "
             f"to the run (median of {WALL_ROUNDS} pairs of runs, {min(walls['none']):.2f} s without it)\n"
             f"  our part of the HTML report: {part_ms:.1f} ms (cells and extras {median_ms(got['cells']):.1f}, "

@@ -137,7 +137,7 @@ class LedgerFile:
 
     def _write(self, entries: list[LedgerEntry]) -> None:
         # One entry per line: as easy to read as an indented file, and encoded by json's C encoder (indent= makes
-        # it fall back to its pure-Python one, twice as slow: bench/bench_ledger.py).
+        # it fall back to its pure-Python one; the whole write is 1.3 times faster for it, bench/bench_ledger.py).
         lines = ",\n".join(json.dumps(asdict(e)) for e in entries)
         write_atomic(self.path, f'{{"version": 1, "entries": [\n{lines}\n]}}\n', durable=True)
 

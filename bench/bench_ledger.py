@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pytest_dumont.reaper import KEEP_DESTROYED_MAX, LedgerEntry, LedgerFile
+from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_MAX, LedgerEntry, LedgerFile
 from pytest_dumont.statefile import write_atomic
 
 

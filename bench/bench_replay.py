@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.session import SESSION_KEY
+from pytest_dumont.session.state import SESSION_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 

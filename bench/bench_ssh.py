@@ -22,8 +22,8 @@ from typing import Any
 import fabric
 import paramiko
 
-from pytest_dumont import ssh
-from pytest_dumont.sshkeys import SessionKey
+from pytest_dumont.ssh import connect as ssh
+from pytest_dumont.ssh.keys import SessionKey
 
 
 class FastPollRemote(fabric.runners.Remote):  # type: ignore[misc]

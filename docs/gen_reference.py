@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_dumont import fixtures, markers, settings
+from pytest_dumont import fixtures
+from pytest_dumont.session import markers, settings
 
 REFERENCE = Path(__file__).resolve().parent / "reference.md"
 

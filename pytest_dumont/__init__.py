@@ -3,3 +3,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0.dev0"
+
+from pytest_dumont import _moved
+
+_moved.install()  # old import paths (``pytest_dumont.instances`` ...) keep working for a release, with a warning

@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_dumont.cassettes import cassette_session
-from pytest_dumont.ledger import Hold
-from pytest_dumont.markers import provision_request
-from pytest_dumont.models import PhaseTiming
-from pytest_dumont.session import get_state
-from pytest_dumont.settings import Settings
+from pytest_dumont.provisioning.records import Hold, PhaseTiming
+from pytest_dumont.session.markers import provision_request
+from pytest_dumont.session.settings import Settings
+from pytest_dumont.session.state import get_state
 
 if TYPE_CHECKING:
     import fabric
 
-    from pytest_dumont.instances import InstanceFactory
-    from pytest_dumont.lifecycle import ReadyInstance
-    from pytest_dumont.pool import InstancePool
-    from pytest_dumont.resources import ApiEndpoint
+    from pytest_dumont.provisioning.factory import InstanceFactory
+    from pytest_dumont.provisioning.pool import InstancePool
+    from pytest_dumont.provisioning.provisioner import ReadyInstance
+    from pytest_dumont.session.resources import ApiEndpoint
 
 
 def replay_skip_reason(nodeid: str) -> str:
@@ -44,8 +43,8 @@ def dumont_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
     """The Vast.ai API of this session: the real one, or the bundled emulator started for the session."""
-    from pytest_dumont import prewarm  # imported when a GPU test needs it
-    from pytest_dumont.resources import open_api
+    from pytest_dumont.session import prewarm  # imported when a GPU test needs it
+    from pytest_dumont.session.resources import open_api
 
     warm = prewarm.prewarmed(pytestconfig)
     if warm is not None:  # opened at collection end; closed with the pool
@@ -58,8 +57,8 @@ def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
 @pytest.fixture(scope="session")
 def dumont_pool(pytestconfig: pytest.Config, dumont_api: ApiEndpoint) -> Iterator[InstancePool]:
     """Rents the session's instances on first use and destroys every one of them at the end, whatever happened."""
-    from pytest_dumont import prewarm
-    from pytest_dumont.resources import open_pool
+    from pytest_dumont.session import prewarm
+    from pytest_dumont.session.resources import open_pool
 
     warm = prewarm.prewarmed(pytestconfig)
     if warm is None:
@@ -79,7 +78,7 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     Has ``id``, ``offer``, ``gpu_name``, ``dph_total``, ``ssh_host``/``ssh_port``, ``timeline`` (status changes)
     and ``phases`` (timings). Destroyed at the end of the session, whatever the tests did.
     """
-    from pytest_dumont import prewarm, sharing
+    from pytest_dumont.session import prewarm, xdist
 
     cassettes = cassette_session(request.config)
     if dumont_settings.mode == "replay" and (cassettes is None or not cassettes.has_cassette(request.node)):
@@ -87,7 +86,7 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     clock = get_state(request.config).clock
     wanted = provision_request(request.node, dumont_settings)
     asked = clock.now()
-    instance = sharing.worker_instance(request.config, wanted)  # xdist shared mode: the controller's instance
+    instance = xdist.worker_instance(request.config, wanted)  # xdist shared mode: the controller's instance
     if instance is None:
         pool: InstancePool = request.getfixturevalue("dumont_pool")
         asked = clock.now()
@@ -117,7 +116,7 @@ def ssh_session(request: pytest.FixtureRequest, vast_gpu: ReadyInstance) -> fabr
 
     Each ``run``/``sudo``/``put``/``get`` is timed into the report; the GPU and disk facts are read once.
     """
-    from pytest_dumont.timing import gather_facts, time_commands
+    from pytest_dumont.provisioning.timing import gather_facts, time_commands
 
     gather_facts(vast_gpu.connection, vast_gpu.record)
     return time_commands(vast_gpu.connection, vast_gpu.record, get_state(request.config).clock)
@@ -130,7 +129,7 @@ def dumont_instance_factory(request: pytest.FixtureRequest, dumont_settings: Set
     ``factory()`` rents one (the test's ``dumont_offer`` request), ``factory.stop(i)`` pauses it,
     ``factory.destroy(i)`` destroys it now, ``with factory.phase(i, "restore"):`` times a step into the report.
     """
-    from pytest_dumont.instances import InstanceFactory as Factory
+    from pytest_dumont.provisioning.factory import InstanceFactory as Factory
 
     cassettes = cassette_session(request.config)
     if dumont_settings.mode == "replay" and (cassettes is None or not cassettes.has_cassette(request.node)):

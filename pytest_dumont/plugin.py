@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont import fixtures, markers, settings
+from pytest_dumont import fixtures
 from pytest_dumont.errors import MissingApiKey
 from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
-from pytest_dumont.session import SESSION_KEY, SessionState
+from pytest_dumont.session import markers, settings
+from pytest_dumont.session.state import SESSION_KEY, SessionState
 
 # pytest-html columns (sortable); cells come with a GPU test's call report, empty for other rows.
 HTML_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -58,11 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "dumont-fixtures")
     # The budget's hooks (max-minutes, keep-on-failure, budget warnings) are registered by safety.arm with the pool.
     if resolved.check_secrets:
-        from pytest_dumont import secret_check
+        from pytest_dumont.secrets import check as secret_check
 
         config.pluginmanager.register(secret_check, "dumont-secret-check")
     if resolved.webhook_url:
-        from pytest_dumont import webhook
+        from pytest_dumont.reporting import webhook
 
         webhook.register(config, resolved.webhook_url, state.session_id)
 
@@ -97,9 +98,9 @@ def _under_xdist(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # An xdist controller in shared mode starts renting here, before xdist spawns the workers (its hook is trylast).
     if _under_xdist(session.config):
-        from pytest_dumont import sharing
+        from pytest_dumont.session import xdist
 
-        sharing.controller_start(session.config)
+        xdist.controller_start(session.config)
 
 
 @pytest.hookimpl(tryfirst=True)  # on an xdist worker, before xdist reports the collection to the controller
@@ -107,10 +108,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # No second pass over the items of a suite without GPU tests; prewarm.start looks at what -k/-m left.
     if session.config.stash.get(_SHARED_COLLECTED, False):
         if hasattr(session.config, "workerinput"):
-            from pytest_dumont import sharing
+            from pytest_dumont.session import xdist
 
-            sharing.worker_collected(session)  # shared mode: the controller releases the instance after these
-        from pytest_dumont import prewarm
+            xdist.worker_collected(session)  # shared mode: the controller releases the instance after these
+        from pytest_dumont.session import prewarm
 
         prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run
 
@@ -123,9 +124,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [f"dumont: mode {s.mode} ({s.mode_source}), {s.filters.describe()}, session {state.session_id}"]
     if not _under_xdist(config):
         return lines
-    from pytest_dumont import sharing
+    from pytest_dumont.session import xdist
 
-    xdist_line = sharing.header(config)
+    xdist_line = xdist.header(config)
     return [*lines, xdist_line] if xdist_line else lines
 
 
@@ -178,9 +179,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: send, never write
-        from pytest_dumont import sharing
+        from pytest_dumont.session import xdist
 
-        used_shared = sharing.worker_finish(config, workeroutput)  # the controller bills it; outcomes go too
+        used_shared = xdist.worker_finish(config, workeroutput)  # the controller bills it; outcomes go too
         if state.ledger.records() or used_shared or config.stash.get(RUN_KEY, None) is not None:
             from pytest_dumont.reporting.session_end import worker_finish
 

@@ -7,19 +7,21 @@ from typing import Any
 
 import pytest
 
-# Imported here, in the outer session, on purpose: pytester's in-process runs drop the modules an inner run imported,
-# and re-importing cryptography's Python layer over its already-loaded Rust bindings breaks isinstance checks.
-# The modules holding a StashKey too: after an inner run drops one, ``from pytest_dumont import prewarm`` still finds
-# the old module on the package while ``import pytest_dumont.prewarm`` loads a new one, and the two keys differ.
-import pytest_dumont.budget
 import pytest_dumont.cassettes
 import pytest_dumont.emulator
-import pytest_dumont.prewarm
 import pytest_dumont.reporting
-import pytest_dumont.secret_check
-import pytest_dumont.sharing
-import pytest_dumont.ssh
-import pytest_dumont.sshkeys
+
+# Imported here, in the outer session, on purpose: pytester's in-process runs drop the modules an inner run imported,
+# and re-importing cryptography's Python layer over its already-loaded Rust bindings breaks isinstance checks.
+# The modules holding a StashKey too: after an inner run drops one, ``from pytest_dumont.session import prewarm`` still
+# finds the old module on the package while ``import pytest_dumont.session.prewarm`` loads a new one, and the two
+# keys differ.
+import pytest_dumont.safety.budget
+import pytest_dumont.secrets.check
+import pytest_dumont.session.prewarm
+import pytest_dumont.session.xdist
+import pytest_dumont.ssh.connect
+import pytest_dumont.ssh.keys
 import pytest_dumont.vast.client  # noqa: F401  (requests: the plugin imports it only when renting)
 
 MakeEmulator = Callable[..., Any]

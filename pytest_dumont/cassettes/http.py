@@ -22,10 +22,10 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from pytest_dumont.cassettes.format import CassetteError
-from pytest_dumont.cassettes.scrub import SECRET_QUERY, Scrubber
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
 from pytest_dumont.clock import Clock
-from pytest_dumont.deadman import without_switch
+from pytest_dumont.safety.deadman import without_switch
+from pytest_dumont.secrets.scrub import SECRET_QUERY, Scrubber
 
 # Bodies matter where they choose what happens: the search (which offers) and the create (what runs). The label
 # carries the session id, which differs between the recording and each replay.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_dumont.lifecycle import ProvisionRequest
+    from pytest_dumont.provisioning.provisioner import ProvisionRequest
 
 PROVISIONING_DIR = "_provisioning"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]=+-]+")

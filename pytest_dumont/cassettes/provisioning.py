@@ -21,15 +21,15 @@ from pytest_dumont.cassettes.format import FORMAT, CassetteError, dump, load, wr
 from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
 from pytest_dumont.cassettes.network import block_network
 from pytest_dumont.cassettes.paths import provisioning_path, request_key
-from pytest_dumont.cassettes.scrub import Scrubber
 from pytest_dumont.cassettes.ssh import ReplayConnection, Transcript, TranscriptSlot, record_into
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
-from pytest_dumont.ledger import InstanceRecord
-from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance, describe_request
+from pytest_dumont.provisioning.provisioner import Provisioner, ProvisionRequest, ReadyInstance, describe_request
+from pytest_dumont.provisioning.records import InstanceRecord
+from pytest_dumont.secrets.scrub import Scrubber
 from pytest_dumont.vast.client import VastClient
 
 if TYPE_CHECKING:
-    from pytest_dumont.ssh import SSHTarget
+    from pytest_dumont.ssh.connect import SSHTarget
 
 
 @dataclass

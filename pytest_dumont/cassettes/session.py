@@ -20,14 +20,14 @@ from pytest_dumont import __version__
 from pytest_dumont.cassettes.format import FORMAT, CassetteError, dump, load, write_atomic
 from pytest_dumont.cassettes.paths import cassette_root, http_path, record_commands, rental_path, ssh_path
 from pytest_dumont.clock import Clock
-from pytest_dumont.settings import Settings
+from pytest_dumont.session.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
     from pytest_dumont.cassettes.provisioning import CassetteProvisioner, ProvisioningCassette
-    from pytest_dumont.cassettes.scrub import Scrubber
     from pytest_dumont.cassettes.ssh import Transcript
-    from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance
+    from pytest_dumont.provisioning.provisioner import Provisioner, ProvisionRequest, ReadyInstance
+    from pytest_dumont.secrets.scrub import Scrubber
     from pytest_dumont.vast.client import VastClient
 
 
@@ -109,7 +109,7 @@ class CassetteSession:
     @property
     def scrubber(self) -> Scrubber:
         if self._scrubber is None:
-            from pytest_dumont.cassettes.scrub import Scrubber
+            from pytest_dumont.secrets.scrub import Scrubber
 
             self._scrubber = Scrubber(self.settings.secret_pattern)
         return self._scrubber

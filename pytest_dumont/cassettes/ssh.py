@@ -24,10 +24,10 @@ from fabric.transfer import Result as TransferResult
 from invoke.exceptions import UnexpectedExit
 
 from pytest_dumont.cassettes.format import CassetteError
-from pytest_dumont.cassettes.scrub import Scrubber
 from pytest_dumont.clock import Clock
-from pytest_dumont.ssh import SSHTarget, session_config
-from pytest_dumont.streams import CHUNK, CommandStream, LiveStream
+from pytest_dumont.secrets.scrub import Scrubber
+from pytest_dumont.ssh.connect import SSHTarget, session_config
+from pytest_dumont.ssh.streams import CHUNK, CommandStream, LiveStream
 
 CONTENT_LIMIT = 1 << 20  # files fetched with get() are kept whole up to 1 MiB, so that replay can hand them back
 METHODS = ("run", "sudo", "put", "get")  # and "stream": a command with byte streams (streams.open_stream)

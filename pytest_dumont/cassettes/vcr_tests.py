@@ -14,7 +14,7 @@ from vcr.serializers import yamlserializer
 
 from pytest_dumont.cassettes.format import CassetteError, write_atomic
 from pytest_dumont.cassettes.http import MATCH_ON, VcrRequest, request_hook, response_hook, sent_by_tape
-from pytest_dumont.cassettes.scrub import Scrubber
+from pytest_dumont.secrets.scrub import Scrubber
 
 MATCHER_NAMES = ("dumont_method", "dumont_path", "dumont_query", "dumont_body")
 

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_dumont.cassettes.guard import files_under, scan
+    from pytest_dumont.secrets.guard import files_under, scan
 
     missing = [p for p in args.paths if not p.exists()]
     if missing:

@@ -36,7 +36,7 @@ def _typed(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pytest_dumont.settings import OPTIONS_BY_NAME
+    from pytest_dumont.session.settings import OPTIONS_BY_NAME
 
     for name in FILTER_OPTIONS:
         spec = OPTIONS_BY_NAME[name]
@@ -72,7 +72,7 @@ def _count(text: str) -> int:
 
 def _resolved(args: argparse.Namespace, name: str, environ: Mapping[str, str]) -> Any:
     """A flag's value, else its environment variable, else the plugin's default (CLI > env > default)."""
-    from pytest_dumont.settings import OPTIONS_BY_NAME
+    from pytest_dumont.session.settings import OPTIONS_BY_NAME
 
     spec = OPTIONS_BY_NAME[name]
     value = getattr(args, spec.dest)
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pytest_dumont.commands._progress import waiting
     from pytest_dumont.errors import DumontError, MissingApiKey
-    from pytest_dumont.settings import read_api_key
+    from pytest_dumont.session.settings import read_api_key
     from pytest_dumont.vast.client import VastClient
     from pytest_dumont.vast.offers import OfferFilters, find_offers
 

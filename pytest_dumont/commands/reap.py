@@ -69,8 +69,10 @@ def report_json(report: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from pytest_dumont.commands._progress import waiting
-    from pytest_dumont.errors import DumontError, register_secret
-    from pytest_dumont.reaper import LedgerFile, default_state_dir, reap
+    from pytest_dumont.errors import DumontError
+    from pytest_dumont.safety.ledger_file import LedgerFile, default_state_dir
+    from pytest_dumont.safety.reap import reap
+    from pytest_dumont.secrets.redact import register_secret
     from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
 
     key = os.environ.get("VAST_API_KEY", "").strip()

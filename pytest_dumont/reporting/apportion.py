@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
-from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.provisioning.records import InstanceRecord
 
 
 class HoldShare(NamedTuple):

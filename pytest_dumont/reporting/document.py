@@ -15,9 +15,9 @@ from operator import itemgetter
 from typing import Any
 
 from pytest_dumont import __version__
-from pytest_dumont.ledger import Hold, InstanceRecord
-from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting.apportion import hold_costs
+from pytest_dumont.vast.models import Offer, StatusChange
 
 SCHEMA = "pytest-dumont-report"
 SCHEMA_VERSION = 1

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dumont.errors import redact
-from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.provisioning.records import InstanceRecord
 from pytest_dumont.reporting.document import instance_entry
+from pytest_dumont.secrets.redact import redact
 
 if TYPE_CHECKING:
-    from pytest_dumont.models import Offer
+    from pytest_dumont.vast.models import Offer
 
 EVENTS = ("pytest_dumont_instance_created", "pytest_dumont_phase_finished", "pytest_dumont_instance_destroyed")
 

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.ledger import Hold, InstanceRecord
-from pytest_dumont.models import PhaseTiming
+from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting import CELLS, FIGURES_PROPERTY, PROPERTY
 from pytest_dumont.reporting.html import extra_for_test, figures_extra, row_cells
 from pytest_dumont.reporting.run import ReportingRun, get_run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.provisioning.records import InstanceRecord
 from pytest_dumont.reporting.document import record_from_entry
 from pytest_dumont.reporting.terminal import PHASE_LABELS, phase_rows, usd
 

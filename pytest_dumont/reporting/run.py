@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.ledger import InstanceRecord
+from pytest_dumont.provisioning.records import InstanceRecord
 from pytest_dumont.reporting import RUN_KEY, document
 from pytest_dumont.reporting.notify import HookCaller
-from pytest_dumont.session import SESSION_KEY, SessionState
+from pytest_dumont.session.state import SESSION_KEY, SessionState
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_dumont.reporting import document, github, jsonreport
 from pytest_dumont.reporting.run import get_run, json_path
-from pytest_dumont.session import SESSION_KEY
+from pytest_dumont.session.state import SESSION_KEY
 
 WORKER_KEY = "dumont_instances"
 
@@ -62,8 +62,8 @@ def controller_finish(config: pytest.Config) -> None:
         except jsonreport.ReportError as exc:
             run.messages.append(f"dumont GitHub summary NOT written: {exc}")
     if os.environ.get("GITHUB_ACTIONS") == "true" or summary:
-        from pytest_dumont.budget import GUARD_KEY
-        from pytest_dumont.session import get_state
+        from pytest_dumont.safety.budget import GUARD_KEY
+        from pytest_dumont.session.state import get_state
 
         guard = config.stash.get(GUARD_KEY, None)
         budget = get_state(config).settings.budget_usd

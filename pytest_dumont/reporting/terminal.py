@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pytest_dumont.ledger import PROVISIONING_PHASES, InstanceRecord, Ledger
+from pytest_dumont.provisioning.records import PROVISIONING_PHASES, InstanceRecord, Ledger
 
 if TYPE_CHECKING:
     from pytest_dumont.reporting.run import ReportingRun
-    from pytest_dumont.session import SessionState
+    from pytest_dumont.session.state import SessionState
 
 BAR_WIDTH = 36
 

@@ -10,7 +10,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pytest_dumont.errors import SnapshotStoreError, register_secret
+from pytest_dumont.errors import SnapshotStoreError
+from pytest_dumont.secrets.redact import register_secret
 
 SPOOL_BYTES = 64 << 20  # a snapshot larger than this is spooled to a temporary file before its upload
 _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "AccessDenied", "403"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_dumont.errors import RestoreFailed, SnapshotError, SnapshotMismatch
-from pytest_dumont.streams import open_stream
+from pytest_dumont.ssh.streams import open_stream
 
 CHUNK = 1 << 16
 

@@ -9,7 +9,7 @@ each way.
 
 from __future__ import annotations
 
-from pytest_dumont.instances import InstanceFactory
+from pytest_dumont.provisioning.factory import InstanceFactory
 from pytest_dumont.scenarios.conftest import Figures
 from pytest_dumont.scenarios.snapshot import SnapshotStore, load_manifest, restore, snapshot, verify
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import requests
 
-from pytest_dumont.instances import InstanceFactory
-from pytest_dumont.resources import ApiEndpoint
+from pytest_dumont.provisioning.factory import InstanceFactory
 from pytest_dumont.scenarios.conftest import Figures
 from pytest_dumont.scenarios.idle import IdleWatcher, hibernate
 from pytest_dumont.scenarios.snapshot import SnapshotStore, load_manifest
+from pytest_dumont.session.resources import ApiEndpoint
 
 THRESHOLD = 5.0
 LIVE = {"window_s": 180.0, "sample_every_s": 10.0, "timeout_s": 900.0}

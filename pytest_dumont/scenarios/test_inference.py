@@ -7,7 +7,7 @@ Against the emulator: a small token server doing real hashing work per token, sa
 
 from __future__ import annotations
 
-from pytest_dumont.instances import InstanceFactory
+from pytest_dumont.provisioning.factory import InstanceFactory
 from pytest_dumont.scenarios.conftest import Figures
 from pytest_dumont.scenarios.throughput import OLLAMA_QWEN, local_token_server, measure_throughput
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from pytest_dumont.instances import InstanceFactory
+from pytest_dumont.provisioning.factory import InstanceFactory
 from pytest_dumont.scenarios.conftest import Figures
 from pytest_dumont.scenarios.snapshot import SnapshotStore, restore, snapshot, verify
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dumont.instances import InstanceFactory
+from pytest_dumont.provisioning.factory import InstanceFactory
 from pytest_dumont.scenarios.conftest import Figures
 
 pytestmark = pytest.mark.dumont_offer(gpu="RTX 4090", max_dph=0.50, min_disk=20, min_reliability=0.90)

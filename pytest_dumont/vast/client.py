@@ -27,7 +27,7 @@ from pytest_dumont.errors import (
     redact,
     register_secret,
 )
-from pytest_dumont.models import Instance, Offer
+from pytest_dumont.vast.models import Instance, Offer
 from pytest_dumont.vast.retry import DEFAULT_POLICY, RequestNotSent, RetryPolicy
 
 DEFAULT_API_URL = "https://console.vast.ai"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_dumont.errors import NoMatchingOffer
-from pytest_dumont.models import Offer
+from pytest_dumont.vast.models import Offer
 
 SEARCH_LIMIT = 64  # the API returns at most 64 offers a search, whatever limit says
 

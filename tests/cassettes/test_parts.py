@@ -14,10 +14,10 @@ import requests
 from pytest_dumont.cassettes.format import CassetteError
 from pytest_dumont.cassettes.http import CassetteAdapter, HttpTape
 from pytest_dumont.cassettes.network import NetworkBlocked, block_network
-from pytest_dumont.cassettes.scrub import Scrubber
 from pytest_dumont.cassettes.ssh import ReplayStream, Transcript, TranscriptSlot
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
-from pytest_dumont.errors import register_secret
+from pytest_dumont.secrets.redact import register_secret
+from pytest_dumont.secrets.scrub import Scrubber
 
 PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 

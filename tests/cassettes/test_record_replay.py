@@ -22,7 +22,7 @@ def test_shell(ssh_session):
         assert ssh_session.run("pwd; echo $WHO", hide=True).stdout == "/tmp\\ndumont\\n"
 
 def test_leaky(ssh_session, tmp_path):
-    from pytest_dumont.streams import open_stream
+    from pytest_dumont.ssh.streams import open_stream
 
     # Files and streams that hold the instance's own key: their bytes are kept for replay, scrubbed.
     ssh_session.run("echo key=$CONTAINER_API_KEY > /workspace/k", hide=True)

@@ -33,7 +33,7 @@ def test_reference_page_is_up_to_date() -> None:
 
 
 def test_reference_page_names_every_fixture_marker_and_option() -> None:
-    from pytest_dumont import markers, settings
+    from pytest_dumont.session import markers, settings
 
     page = (DOCS / "reference.md").read_text(encoding="utf-8")
     for name in ("vast_gpu", "ssh_session", "dumont_instance_factory", "dumont_phase", "dumont_settings"):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pytest_dumont.settings import OPTIONS_BY_NAME
+from pytest_dumont.session.settings import OPTIONS_BY_NAME
 from pytest_dumont.vast.client import VastClient
 from pytest_dumont.vast.offers import OfferFilters, find_offers
 

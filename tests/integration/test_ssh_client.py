@@ -21,7 +21,7 @@ from pytest_dumont.clock import ManualClock
 from pytest_dumont.emulator.loop import LoopThread
 from pytest_dumont.emulator.sandbox import GpuFacts, Sandbox
 from pytest_dumont.emulator.sshd import InstanceSSH
-from pytest_dumont.ssh import (
+from pytest_dumont.ssh.connect import (
     HostKeyChanged,
     SSHTarget,
     connect,
@@ -30,7 +30,7 @@ from pytest_dumont.ssh import (
     run_checked,
     wait_for_ssh,
 )
-from pytest_dumont.sshkeys import SessionKey
+from pytest_dumont.ssh.keys import SessionKey
 
 MakeServer = Callable[..., InstanceSSH]
 

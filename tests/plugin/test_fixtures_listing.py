@@ -23,7 +23,7 @@ def test_every_fixture_is_listed_with_its_line(pytester: pytest.Pytester):
 
 
 def test_help_lists_every_option_with_its_ini_twin(pytester: pytest.Pytester):
-    from pytest_dumont.settings import OPTIONS
+    from pytest_dumont.session.settings import OPTIONS
 
     result = pytester.runpytest("--help")
     text = result.stdout.str()

@@ -16,10 +16,12 @@ HEAVY = (
     "pytest_dumont.ssh",
     "pytest_dumont.cassettes.http",
 )
+# A prefix names a package and everything in it.
+LOADED = "','.join(m for m in sys.modules if any(m == p or m.startswith(p + '.') for p in {prefixes!r}))"
 
 
 def test_importing_the_plugin_imports_nothing_heavy():
-    code = f"import sys, pytest_dumont.plugin\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    code = "import sys, pytest_dumont.plugin\nprint(" + LOADED.format(prefixes=HEAVY) + ")\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
 
@@ -30,14 +32,14 @@ def test_a_replay_run_with_gpu_tests_imports_nothing_heavy(pytester):
         def test_gpu(vast_gpu):
             pass
         def test_report():
-            print("HEAVY=" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+            print("HEAVY=" + {LOADED.format(prefixes=HEAVY)})
     """)
     result = pytester.runpytest_subprocess("-s", "-p", "no:xdist", "-p", "no:benchmark")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.re_match_lines([r".*HEAVY=$"])
 
 
-REPORTING = ("pytest_dumont.reporting.", "pytest_dumont.timing")
+REPORTING = ("pytest_dumont.reporting.", "pytest_dumont.provisioning.timing")
 
 
 def test_a_run_without_gpu_tests_imports_and_builds_no_report(pytester):
@@ -56,12 +58,13 @@ def test_a_run_without_gpu_tests_imports_and_builds_no_report(pytester):
     assert "pytest-dumont" not in result.stdout.str().split("REPORTING=")[1]
 
 
+# The cost records (``provisioning.records``) are the session state's: loading them is cheap and expected.
 NOT_FOR_COLLECTION = (
-    "pytest_dumont.budget",
-    "pytest_dumont.lifecycle_api",
-    "pytest_dumont.lifecycle",
-    "pytest_dumont.prewarm",
+    "pytest_dumont.provisioning.provisioner",
+    "pytest_dumont.provisioning.contracts",
+    "pytest_dumont.provisioning.pool",
     "pytest_dumont.safety",
+    "pytest_dumont.session.prewarm",
 )
 
 
@@ -70,7 +73,7 @@ def test_a_run_without_gpu_tests_loads_neither_the_budget_nor_the_lifecycle(pyte
     pytester.makepyfile(f"""
         import sys
         def test_plain():
-            print("LOADED=" + ",".join(m for m in {NOT_FOR_COLLECTION!r} if m in sys.modules))
+            print("LOADED=" + {LOADED.format(prefixes=NOT_FOR_COLLECTION)})
     """)
     result = pytester.runpytest_subprocess("-s", "-p", "no:randomly")
     result.assert_outcomes(passed=1)

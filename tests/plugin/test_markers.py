@@ -68,8 +68,8 @@ def test_bad_marker_arguments_are_usage_errors(pytester: pytest.Pytester, marker
 def test_closest_marker_wins_per_argument(pytester: pytest.Pytester):
     pytester.makepyfile("""
         import pytest
-        from pytest_dumont.markers import provision_request
-        from pytest_dumont.session import get_state
+        from pytest_dumont.session.markers import provision_request
+        from pytest_dumont.session.state import get_state
 
         pytestmark = pytest.mark.dumont_offer(gpu="RTX 3090", max_dph=0.3)
 

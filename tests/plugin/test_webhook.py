@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.webhook import SCHEMA, WebhookSender, origin
+from pytest_dumont.reporting.webhook import SCHEMA, WebhookSender, origin
 
 
 class Receiver:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from polling import wait_for
 
-from pytest_dumont.reaper import LedgerFile
+from pytest_dumont.safety.ledger_file import LedgerFile
 
 
 def check_secrets(paths: list[Path], patterns: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from polling import record_figure, wait_for
 
-from pytest_dumont.reaper import LedgerFile
+from pytest_dumont.safety.ledger_file import LedgerFile
 
 # One machine at $36/h ($0.01 a second): big enough that a few seconds cost a measurable amount.
 PRICEY = [

@@ -20,10 +20,10 @@ from polling import record_figure
 from pytest_dumont.clock import SystemClock
 from pytest_dumont.emulator import CREATE_FAULTS, Faults
 from pytest_dumont.errors import DumontError
-from pytest_dumont.ledger import Ledger
-from pytest_dumont.lifecycle import Deadlines, Provisioner, ProvisionRequest
-from pytest_dumont.ssh import run_checked
-from pytest_dumont.sshkeys import SessionKey
+from pytest_dumont.provisioning.provisioner import Deadlines, Provisioner, ProvisionRequest
+from pytest_dumont.provisioning.records import Ledger
+from pytest_dumont.ssh.connect import run_checked
+from pytest_dumont.ssh.keys import SessionKey
 from pytest_dumont.vast.client import VastClient
 from pytest_dumont.vast.offers import OfferFilters
 from pytest_dumont.vast.retry import RetryPolicy

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from polling import wait_for
 
-from pytest_dumont.deadman import API_URL_ENV, ONSTART_LIMIT, DeadmanSwitch, Renewer, without_switch
+from pytest_dumont.safety.deadman import API_URL_ENV, ONSTART_LIMIT, DeadmanSwitch, Renewer, without_switch
 from pytest_dumont.vast.client import CreateRequest, VastClient
 
 
@@ -65,8 +65,8 @@ def test_an_instance_destroys_itself_when_not_renewed(make_emulator):
 
 
 def test_renewal_keeps_an_instance_past_its_first_deadline(make_emulator, tmp_path):
-    from pytest_dumont.ssh import SSHTarget, connect, run_checked
-    from pytest_dumont.sshkeys import SessionKey
+    from pytest_dumont.ssh.connect import SSHTarget, connect, run_checked
+    from pytest_dumont.ssh.keys import SessionKey
 
     emulator = make_emulator()
     client = VastClient(emulator.url, emulator.api_key)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_dumont.emulator import Faults
-from pytest_dumont.failed_machines import FILE_NAME, FailedMachines
+from pytest_dumont.provisioning.failed_machines import FILE_NAME, FailedMachines
 
 TEST = "def test_gpu(ssh_session):\n    assert ssh_session.run('true').ok\n"
 

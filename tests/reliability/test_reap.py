@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dumont.errors import LedgerFileError
-from pytest_dumont.reaper import LedgerEntry, LedgerFile
+from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
 from pytest_dumont.vast.client import CreateRequest, VastClient
 
 

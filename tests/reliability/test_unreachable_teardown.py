@@ -9,7 +9,7 @@ import sys
 from polling import wait_for
 
 from pytest_dumont.emulator import Faults
-from pytest_dumont.reaper import LedgerFile
+from pytest_dumont.safety.ledger_file import LedgerFile
 
 
 def test_a_teardown_the_api_refuses_is_loud_recorded_and_reaped_later(

@@ -10,10 +10,10 @@ import pytest
 from polling import wait_for
 
 from pytest_dumont.errors import WatchdogError
-from pytest_dumont.models import Offer
-from pytest_dumont.reaper import LedgerEntry, LedgerFile, process_alive
+from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile, process_alive
+from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
 from pytest_dumont.vast.client import CreateRequest, VastClient
-from pytest_dumont.watchdog import WatchdogLink, WatchdogWatcher
+from pytest_dumont.vast.models import Offer
 
 PREFIX = "dumont-wdtest"
 
@@ -176,7 +176,7 @@ def test_a_launched_watchdog_that_never_says_ready_stops_the_create(tmp_path, ma
     mute.write_text("#!/bin/sh\nexec sleep 30\n")
     mute.chmod(0o755)
     monkeypatch.setattr("sys.executable", str(mute))
-    monkeypatch.setattr("pytest_dumont.watchdog.READY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("pytest_dumont.safety.watchdog.READY_TIMEOUT_S", 0.5)
     emulator = make_emulator(ssh=False)
     watcher = WatchdogWatcher(
         lambda: WatchdogLink.spawn(

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from pytest_dumont.ledger import Hold, InstanceRecord
-from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting import document, github, html, jsonreport, markdown
 from pytest_dumont.reporting.apportion import hold_shares, overhead_cost
 from pytest_dumont.reporting.phases import usd
 from pytest_dumont.reporting.svg import bar_chart
+from pytest_dumont.vast.models import Offer, StatusChange
 
 OFFER = Offer.from_api(
     {"id": 29292839, "gpu_name": "RTX 4090", "dph_base": 0.1647, "storage_cost": 0.1512, "geolocation": "BC, CA"}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pytest_dumont.errors import AuthenticationFailed, NoMatchingOffer, VastApiError, redact, register_secret
-from pytest_dumont.settings import Secret
+from pytest_dumont.errors import AuthenticationFailed, NoMatchingOffer, VastApiError
+from pytest_dumont.secrets.redact import redact, register_secret
+from pytest_dumont.session.settings import Secret
 
 
 def test_registered_secrets_are_redacted_from_messages():

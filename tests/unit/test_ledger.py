@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dumont.ledger import InstanceRecord, Ledger
-from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
 from pytest_dumont.reporting.terminal import phase_rows, render_instance, usd
+from pytest_dumont.vast.models import Offer, StatusChange
 
 SEED_OFFER = Offer.from_api(
     {"id": 29292839, "gpu_name": "RTX 4090", "dph_base": 0.1647, "storage_cost": 1.512, "disk_space": 100}

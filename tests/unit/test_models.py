@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_dumont.models import Instance, Offer
+from pytest_dumont.vast.models import Instance, Offer
 
 
 def test_null_actual_status_is_unknown_not_a_crash():
@@ -57,7 +57,7 @@ def test_verified_falls_back_to_verification_text():
 
 
 def test_running_since_uses_the_apis_uptime_but_never_before_a_poll_that_saw_loading():
-    from pytest_dumont.lifecycle import running_since
+    from pytest_dumont.provisioning.provisioner import running_since
 
     running = Instance.from_api({"id": 1, "actual_status": "running", "uptime_mins": 0.5})
     assert running.uptime_seconds == 30.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_dumont.models import Offer
+from pytest_dumont.vast.models import Offer
 from pytest_dumont.vast.offers import OfferFilters, normalise_gpu_name
 
 

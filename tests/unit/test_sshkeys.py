@@ -11,7 +11,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from pytest_dumont.sshkeys import SessionKey
+from pytest_dumont.ssh.keys import SessionKey
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The ledger file of live instances and ``reap``: whatever a dead session left behind can be found and destroyed.
+"""The ledger file of live instances: whatever a dead session left behind can be found (and ``safety.reap``
+destroys it).
 
 The ledger file is JSON (``{"version": 1, "entries": [...]}``), one entry per instance a session created on this
 machine: session, label, API URL, created (epoch seconds), $/h and state (``creating``, ``live``, ``kept``,
@@ -20,12 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_dumont.errors import DumontError, InstanceNotFound, LedgerFileError, redact
+from pytest_dumont.errors import DumontError, LedgerFileError
+from pytest_dumont.secrets.redact import redact
 from pytest_dumont.statefile import LockTimeout, exclusive_lock, write_atomic
 
 if TYPE_CHECKING:
-    from pytest_dumont.ledger import InstanceRecord
-    from pytest_dumont.models import Offer
+    from pytest_dumont.provisioning.records import InstanceRecord
+    from pytest_dumont.vast.models import Offer
 
 LIVE_STATES = ("creating", "live", "kept", "teardown_failed")
 KEEP_DESTROYED_S = 7 * 24 * 3600.0  # destroyed entries are kept a week as an audit trail, then pruned
@@ -214,122 +216,3 @@ class LedgerWatcher:
             self.ledger.settle(label, instance_id, self._STATES.get(outcome, outcome), note or outcome)
         except DumontError as exc:
             self.problems.append(exc.message)
-
-
-# --- destroying -----------------------------------------------------------------------------------------------
-
-
-def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0) -> str | None:
-    """Destroy ``instance_id`` and poll until the API no longer lists it; None on success, else why not."""
-    try:
-        client.destroy_instance(instance_id)
-    except InstanceNotFound:
-        pass
-    except DumontError as exc:
-        return f"destroy failed: {exc.message}"
-    deadline = time.monotonic() + deadline_s
-    delay = 0.05
-    while True:
-        try:
-            if client.show_instance(instance_id) is None:
-                return None
-        except InstanceNotFound:
-            return None
-        except DumontError as exc:
-            if time.monotonic() >= deadline:
-                return f"could not confirm: {exc.message}"
-        if time.monotonic() >= deadline:
-            return f"the API still lists it after {deadline_s:g} s"
-        time.sleep(delay)  # polling the API for the destroy to show: the wait has a deadline
-        delay = min(delay * 1.5, 2.0)
-
-
-@dataclass
-class ReapReport:
-    """What ``reap`` found and did."""
-
-    destroyed: list[tuple[int, str]] = field(default_factory=list)  # (id, label)
-    would_destroy: list[tuple[int, str]] = field(default_factory=list)
-    failed: list[tuple[int, str]] = field(default_factory=list)  # (id, reason)
-    skipped: list[str] = field(default_factory=list)  # why some entries were left alone
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-def reap(
-    client: Any,
-    *,
-    ledger: LedgerFile | None,
-    label_prefix: str | None = None,
-    older_than_s: float | None = None,
-    dry_run: bool = False,
-    include_kept: bool = False,
-    confirm_deadline_s: float = 60.0,
-) -> ReapReport:
-    """Destroy what the ledger lists as live for this API and, with ``label_prefix``, what carries such a label.
-
-    Entries whose pytest process is still running on this machine are left alone (that session will tear them
-    down), as are kept instances unless ``include_kept``. ``older_than_s`` spares anything younger.
-    """
-    report = ReapReport()
-    now = time.time()
-    targets: dict[int, str] = {}
-    by_label: dict[str, LedgerEntry] = {}
-    protected: set[int] = set()
-    if ledger is not None:
-        for entry in ledger.live():
-            if entry.api_url.rstrip("/") != client.base_url.rstrip("/"):
-                continue
-            if entry.owner_running():
-                report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
-                if entry.instance_id is not None:
-                    protected.add(entry.instance_id)
-                continue
-            if entry.state == "kept" and not include_kept:
-                report.skipped.append(f"{entry.label}: kept for debugging (reap it with --include-kept)")
-                if entry.instance_id is not None:
-                    protected.add(entry.instance_id)
-                continue
-            if older_than_s is not None and now - entry.created < older_than_s:
-                continue
-            if entry.instance_id is not None:
-                targets[entry.instance_id] = entry.label
-            else:
-                by_label[entry.label] = entry
-    if label_prefix is not None or by_label:
-        for instance in client.list_instances():
-            label = instance.label or ""
-            if instance.id in protected:
-                continue
-            if label in by_label:
-                targets[instance.id] = label
-            elif label_prefix is not None and label.startswith(label_prefix):
-                started = instance.start_date
-                if older_than_s is None or started is None or now - started >= older_than_s:
-                    targets[instance.id] = label
-    for instance_id, label in sorted(targets.items()):
-        if dry_run:
-            report.would_destroy.append((instance_id, label))
-            continue
-        reason = destroy_confirmed(client, instance_id, deadline_s=confirm_deadline_s)
-        if reason is None:
-            report.destroyed.append((instance_id, label))
-        else:
-            report.failed.append((instance_id, reason))
-        if ledger is not None:
-            state = "destroyed" if reason is None else "teardown_failed"
-            ledger.settle(label, instance_id, state, "reaped" if reason is None else reason)
-    if ledger is not None and not dry_run:
-        # Entries whose create never rented anything: nothing carries their label any more.
-        ledger.update(lambda entries: _forget_unrented(entries, set(by_label) - set(targets.values())))
-    return report
-
-
-def _forget_unrented(entries: list[LedgerEntry], labels: set[str]) -> None:
-    for entry in entries:
-        if entry.instance_id is None and entry.label in labels and entry.state == "creating":
-            entry.state = "destroyed"
-            entry.note = "the create rented nothing"
-            entry.updated = time.time()

@@ -208,15 +208,3 @@ class StatusChange:
     at: float
     status: str  # "unknown" for null
     status_msg: str | None = None
-
-
-@dataclass(frozen=True)
-class PhaseTiming:
-    """One timed step: a provisioning phase, an SSH command, or a phase a test names itself."""
-
-    name: str
-    started: float  # clock seconds
-    duration: float
-    outcome: str = "passed"  # "passed" | "failed"
-    instance_id: int | None = None
-    kind: str = "provision"  # "provision" | "command" | "user"

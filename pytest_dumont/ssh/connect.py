@@ -22,7 +22,7 @@ from invoke.runners import Result
 from pytest_dumont import errors
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import HostKeyChanged
-from pytest_dumont.sshkeys import SessionKey, public_fingerprint
+from pytest_dumont.ssh.keys import SessionKey, public_fingerprint
 
 DEFAULT_PROBE = "echo ready"
 

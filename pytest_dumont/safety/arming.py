@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dumont import budget as budget_hooks
-from pytest_dumont.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
-from pytest_dumont.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.errors import DumontError
-from pytest_dumont.failed_machines import FILE_NAME, FailedMachines
-from pytest_dumont.pool import InstancePool
-from pytest_dumont.reaper import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir, reap
-from pytest_dumont.session import get_state
-from pytest_dumont.watchdog import WatchdogLink, WatchdogWatcher
+from pytest_dumont.provisioning.failed_machines import FILE_NAME, FailedMachines
+from pytest_dumont.provisioning.pool import InstancePool
+from pytest_dumont.safety import budget as budget_hooks
+from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
+from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
+from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir
+from pytest_dumont.safety.reap import reap
+from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
+from pytest_dumont.session.state import get_state
 
 
 class DumontLeftoverWarning(pytest.PytestWarning):

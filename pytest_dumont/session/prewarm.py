@@ -19,13 +19,13 @@ import pytest
 
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import DumontError
-from pytest_dumont.ledger import InstanceRecord
-from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
-from pytest_dumont.markers import provision_request, uses_shared_instance
-from pytest_dumont.models import Offer
-from pytest_dumont.pool import InstancePool
-from pytest_dumont.resources import ApiEndpoint, is_xdist_controller, open_session, worker_api
-from pytest_dumont.session import SESSION_KEY
+from pytest_dumont.provisioning.pool import InstancePool
+from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
+from pytest_dumont.provisioning.records import InstanceRecord
+from pytest_dumont.session.markers import provision_request, uses_shared_instance
+from pytest_dumont.session.resources import ApiEndpoint, is_xdist_controller, open_session, worker_api
+from pytest_dumont.session.state import SESSION_KEY
+from pytest_dumont.vast.models import Offer
 
 
 class CancellableClock:
@@ -144,7 +144,7 @@ class Prewarm:
     def _provisioned(self, ready: ReadyInstance | None, error: BaseException | None) -> None:
         """On the thread, once SSH answers: read the GPU and disk facts there, not in the first GPU test."""
         if ready is not None and not self.background.clock.cancelled.is_set():
-            from pytest_dumont.timing import gather_facts
+            from pytest_dumont.provisioning.timing import gather_facts
 
             gather_facts(ready.connection, ready.record)  # never raises; the first test finds them read
 
@@ -215,6 +215,6 @@ def start(session: pytest.Session) -> Prewarm | None:
     # The SSH stack (fabric, paramiko) is needed once the instance runs. Imported here, while the thread searches and
     # creates, its time is not spent on the thread between the create and the first status poll, where it would
     # shift every later poll (by up to half a second while CPU-bound tests hold the GIL).
-    import pytest_dumont.ssh  # noqa: F401
+    import pytest_dumont.ssh.connect  # noqa: F401
 
     return warm

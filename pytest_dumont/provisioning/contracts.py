@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_dumont.ledger import InstanceRecord, Ledger
-from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
+from pytest_dumont.vast.models import Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters
 
 if TYPE_CHECKING:
     import fabric
 
-    from pytest_dumont.ssh import SSHTarget
+    from pytest_dumont.ssh.connect import SSHTarget
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,13 @@ class SpendCap(Protocol):
     """Decides whether renting ``offer`` now keeps the session within its budget (``budget.Budget`` fits)."""
 
     def refusal(self, offer: Offer, ledger: Ledger, now: float) -> str | None: ...
+
+
+class CreateAmendment(Protocol):
+    """What every create carries besides the request (the dead-man switch, ``safety.deadman.DeadmanSwitch``)."""
+
+    def onstart(self, user_onstart: str | None) -> str:
+        """The onstart script sent: the amendment's part, then the user's own."""
+
+    def env(self) -> dict[str, str]:
+        """Environment variables added to the create's ``env``."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from pytest_dumont.clock import SystemClock
-from pytest_dumont.ledger import Ledger
-from pytest_dumont.settings import Settings
+from pytest_dumont.provisioning.records import Ledger
+from pytest_dumont.session.settings import Settings
 
 
 def new_session_id() -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.errors import register_secret
+from pytest_dumont.secrets.redact import register_secret
 from pytest_dumont.vast.offers import OfferFilters, normalise_gpu_name
 
 MODES = ("replay", "live", "record", "emulator")

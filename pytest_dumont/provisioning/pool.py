@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from pytest_dumont.errors import DumontError, TeardownError
-from pytest_dumont.lifecycle import Provisioner, ProvisionRequest, ReadyInstance
+from pytest_dumont.provisioning.provisioner import Provisioner, ProvisionRequest, ReadyInstance
 
 
 class InstancePool:

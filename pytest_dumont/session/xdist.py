@@ -31,12 +31,12 @@ from typing import Any
 import pytest
 
 from pytest_dumont.errors import DumontError, ProvisioningError
-from pytest_dumont.ledger import Hold, InstanceRecord
-from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
-from pytest_dumont.models import Offer
-from pytest_dumont.prewarm import BackgroundProvisioning
-from pytest_dumont.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
-from pytest_dumont.session import SESSION_KEY, get_state
+from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
+from pytest_dumont.provisioning.records import Hold, InstanceRecord
+from pytest_dumont.session.prewarm import BackgroundProvisioning
+from pytest_dumont.session.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
+from pytest_dumont.session.state import SESSION_KEY, get_state
+from pytest_dumont.vast.models import Offer
 
 HOLDS_KEY = "dumont_shared_holds"  # workeroutput: which tests held the shared instance, and when
 FINISHED = ("teardown", "???")  # a test's last report: its teardown, or the one xdist makes when its worker crashed
@@ -213,7 +213,7 @@ def worker_collected(session: pytest.Session) -> None:
     data = getattr(config, "workerinput", {}).get(WORKERINPUT_KEY)
     if data is None:
         return
-    from pytest_dumont.markers import provision_request, uses_shared_instance
+    from pytest_dumont.session.markers import provision_request, uses_shared_instance
 
     settings, wanted = get_state(config).settings, default_request(config)
     ids = [
@@ -238,8 +238,8 @@ def worker_instance(config: pytest.Config, request: ProvisionRequest) -> ReadyIn
 
 
 def _connect(config: pytest.Config, directory: Path) -> ReadyInstance:
-    from pytest_dumont.ssh import SSHTarget, wait_for_ssh
-    from pytest_dumont.sshkeys import SessionKey
+    from pytest_dumont.ssh.connect import SSHTarget, wait_for_ssh
+    from pytest_dumont.ssh.keys import SessionKey
 
     state = get_state(config)
     settings = state.settings

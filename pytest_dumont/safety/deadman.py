@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_dumont.errors import redact
+from pytest_dumont.secrets.redact import redact
 
 REAL_API_URL = "https://console.vast.ai"
 API_URL_ENV = "DUMONT_API_URL"  # set in the create's env only when the session's API is not Vast's own
@@ -179,7 +179,7 @@ def ssh_runner(key: Any, known_hosts: Any, timeout: float = 10.0) -> Callable[[A
     """Run a command on a record's instance over a new connection with the session key, then close it."""
 
     def run(record: Any, command: str) -> None:
-        from pytest_dumont.ssh import SSHTarget, connect, run_checked
+        from pytest_dumont.ssh.connect import SSHTarget, connect, run_checked
 
         connection = connect(SSHTarget(*record.ssh_address), key, known_hosts, timeout=timeout)
         try:

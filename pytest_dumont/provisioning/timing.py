@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_dumont.errors import redact
-from pytest_dumont.ledger import InstanceRecord
-from pytest_dumont.models import PhaseTiming
+from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
+from pytest_dumont.secrets.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -17,9 +17,9 @@ import pytest
 
 from pytest_dumont.cassettes import cassette_session
 from pytest_dumont.errors import TeardownError
-from pytest_dumont.lifecycle import Deadlines, Provisioner
-from pytest_dumont.pool import InstancePool
-from pytest_dumont.session import SessionState, get_state
+from pytest_dumont.provisioning.pool import InstancePool
+from pytest_dumont.provisioning.provisioner import Deadlines, Provisioner
+from pytest_dumont.session.state import SessionState, get_state
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,9 +76,9 @@ def open_api(config: pytest.Config) -> Iterator[ApiEndpoint]:
 @contextmanager
 def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]:
     """A pool armed with every backstop; on exit every instance it rented is destroyed, whatever happened."""
-    from pytest_dumont.backstops import SignalGuard
-    from pytest_dumont.safety import arm as arm_safety
-    from pytest_dumont.sshkeys import SessionKey
+    from pytest_dumont.safety.arming import arm as arm_safety
+    from pytest_dumont.safety.signals import SignalGuard
+    from pytest_dumont.ssh.keys import SessionKey
     from pytest_dumont.vast.client import VastClient
 
     state = get_state(config)

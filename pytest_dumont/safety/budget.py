@@ -26,8 +26,8 @@ import pytest
 
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import BudgetExceeded, DumontError, TestTimeExceeded
-from pytest_dumont.ledger import Ledger
-from pytest_dumont.models import Offer
+from pytest_dumont.provisioning.records import Ledger
+from pytest_dumont.vast.models import Offer
 
 INTERRUPT_SIGNAL = signal.SIGUSR1
 

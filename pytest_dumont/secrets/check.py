@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_dumont.session import SESSION_KEY
+from pytest_dumont.session.state import SESSION_KEY
 
 FINDINGS_KEY = pytest.StashKey[list[str]]()
 
@@ -37,7 +37,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, Any, Any]:
     config = session.config
     if getattr(config, "workeroutput", None) is not None:
         return result  # an xdist worker writes no report; the controller checks
-    from pytest_dumont.cassettes.guard import scan
+    from pytest_dumont.secrets.guard import scan
 
     state = config.stash[SESSION_KEY]
     patterns = [state.settings.secret_pattern] if state.settings.secret_pattern else []

@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pytest_dumont.errors import TeardownError
-from pytest_dumont.ledger import Hold
-from pytest_dumont.models import PhaseTiming
+from pytest_dumont.provisioning.records import Hold, PhaseTiming
 
 if TYPE_CHECKING:
     from pytest_dumont.clock import Clock
-    from pytest_dumont.lifecycle import ProvisionRequest, ReadyInstance
-    from pytest_dumont.pool import InstancePool
+    from pytest_dumont.provisioning.pool import InstancePool
+    from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
 
 
 class InstanceFactory:
@@ -46,7 +45,7 @@ class InstanceFactory:
 
     def __call__(self, request: ProvisionRequest | None = None) -> ReadyInstance:
         """A new running instance with SSH up (the test's request unless ``request`` says otherwise)."""
-        from pytest_dumont.timing import gather_facts, time_commands
+        from pytest_dumont.provisioning.timing import gather_facts, time_commands
 
         asked = self.clock.now()
         ready = self.rent(request or self.request)

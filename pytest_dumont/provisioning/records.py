@@ -10,9 +10,21 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from pytest_dumont.models import Offer, PhaseTiming, StatusChange
+from pytest_dumont.vast.models import Offer, StatusChange
 
 PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh")
+
+
+@dataclass(frozen=True)
+class PhaseTiming:
+    """One timed step: a provisioning phase, an SSH command, or a phase a test names itself."""
+
+    name: str
+    started: float  # clock seconds
+    duration: float
+    outcome: str = "passed"  # "passed" | "failed"
+    instance_id: int | None = None
+    kind: str = "provision"  # "provision" | "command" | "user"
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """A watchdog process that destroys the session's instances when pytest dies without tearing down (kill -9, OOM).
 
 Like testcontainers' Ryuk, cleanup hangs on the liveness of a connection, not on code running in the dying process.
-pytest starts ``python -m pytest_dumont.watchdog`` when a session's pool opens, and waits for its READY before the
-first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
+pytest starts ``python -m pytest_dumont.safety.watchdog`` when a session's pool opens, and waits for its READY before
+the first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
 session) and talks over the two pipes it inherited:
 
     pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s"}
@@ -34,11 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from pytest_dumont.errors import WatchdogError, redact, register_secret
+from pytest_dumont.errors import WatchdogError
+from pytest_dumont.secrets.redact import redact, register_secret
 
 if TYPE_CHECKING:
-    from pytest_dumont.ledger import InstanceRecord
-    from pytest_dumont.models import Offer
+    from pytest_dumont.provisioning.records import InstanceRecord
+    from pytest_dumont.vast.models import Offer
 
 READY_TIMEOUT_S = 20.0
 ACK_TIMEOUT_S = 10.0
@@ -83,7 +84,7 @@ class WatchdogLink:
             log_path.chmod(0o600)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "pytest_dumont.watchdog"],
+                [sys.executable, "-m", "pytest_dumont.safety.watchdog"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -278,7 +279,7 @@ def main() -> int:
     except ValueError as exc:
         _answer(f"ERROR {exc}")
         return 2
-    from pytest_dumont.reaper import LedgerFile
+    from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.vast.client import VastClient
 
     register_secret(hello.get("api_key"))
@@ -340,7 +341,7 @@ def _serve(stream: IO[bytes]) -> tuple[dict[int, str], set[int], bool]:
 
 def _teardown(client: Any, ledger: Any, prefix: str, registered: dict[int, str], kept: set[int], clean: bool) -> int:
     from pytest_dumont.errors import DumontError
-    from pytest_dumont.reaper import destroy_confirmed
+    from pytest_dumont.safety.reap import destroy_confirmed
 
     started = time.monotonic()
     targets = dict(registered)

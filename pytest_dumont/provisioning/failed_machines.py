@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pytest_dumont.errors import redact
+from pytest_dumont.secrets.redact import redact
 from pytest_dumont.statefile import LockTimeout, exclusive_lock, write_atomic
 
 FILE_NAME = "failed-machines.json"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dumont.settings import (
+from pytest_dumont.session.settings import (
     Settings,
     parse_fraction,
     parse_gpu_list,
@@ -25,7 +25,7 @@ from pytest_dumont.settings import (
 )
 
 if TYPE_CHECKING:
-    from pytest_dumont.lifecycle_api import ProvisionRequest
+    from pytest_dumont.provisioning.contracts import ProvisionRequest
 
 GPU_FIXTURES = frozenset({"vast_gpu", "ssh_session", "dumont_instance_factory"})
 # The fixtures that use the session's shared instance (the factory rents instances of its own).
@@ -112,7 +112,9 @@ def check_offer_marker(mark: pytest.Mark, where: str) -> dict[str, Any]:
 
 def provision_request(item: pytest.Item, settings: Settings) -> ProvisionRequest:
     """The request for ``item``: session settings overridden by its markers, closest marker last."""
-    from pytest_dumont.lifecycle_api import ProvisionRequest  # imported once a GPU test needs it, not at collection
+    from pytest_dumont.provisioning.contracts import (
+        ProvisionRequest,  # imported once a GPU test needs it, not at collection
+    )
 
     request = ProvisionRequest(filters=settings.filters, image=settings.image)
     for mark in reversed(list(item.iter_markers("dumont_offer"))):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.clock import Clock
-from pytest_dumont.deadman import DeadmanSwitch
 from pytest_dumont.errors import (
     BudgetExceeded,
     DumontError,
@@ -32,21 +31,22 @@ from pytest_dumont.errors import (
     VastConnectionError,
     redact,
 )
-from pytest_dumont.failed_machines import FailedMachines
-from pytest_dumont.ledger import InstanceRecord, Ledger
-from pytest_dumont.lifecycle_api import InstanceWatcher as InstanceWatcher
-from pytest_dumont.lifecycle_api import ProvisionRequest as ProvisionRequest
-from pytest_dumont.lifecycle_api import ReadyInstance as ReadyInstance
-from pytest_dumont.lifecycle_api import SpendCap as SpendCap
-from pytest_dumont.lifecycle_api import StatusListener as StatusListener
-from pytest_dumont.models import Instance, Offer, PhaseTiming, StatusChange
+from pytest_dumont.provisioning.contracts import CreateAmendment
+from pytest_dumont.provisioning.contracts import InstanceWatcher as InstanceWatcher
+from pytest_dumont.provisioning.contracts import ProvisionRequest as ProvisionRequest
+from pytest_dumont.provisioning.contracts import ReadyInstance as ReadyInstance
+from pytest_dumont.provisioning.contracts import SpendCap as SpendCap
+from pytest_dumont.provisioning.contracts import StatusListener as StatusListener
+from pytest_dumont.provisioning.failed_machines import FailedMachines
+from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
+from pytest_dumont.vast.models import Instance, Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters, find_offers
 
 if TYPE_CHECKING:
     import fabric
 
-    from pytest_dumont.ssh import SSHTarget
-    from pytest_dumont.sshkeys import SessionKey
+    from pytest_dumont.ssh.connect import SSHTarget
+    from pytest_dumont.ssh.keys import SessionKey
     from pytest_dumont.vast.client import VastClient
 
 
@@ -99,7 +99,7 @@ class Provisioner:
         self.failed_machines = FailedMachines()  # safety.arm swaps in one that remembers across sessions
         self.watchers: list[InstanceWatcher] = list(watchers or [])
         self.budget = budget
-        self.deadman: DeadmanSwitch | None = None  # set by safety.arm: every create carries the switch
+        self.deadman: CreateAmendment | None = None  # set by safety.arm: every create carries the switch
         self.kept: set[int] = set()  # --dumont-keep-on-failure: left running on purpose, never swept
         self.creates_attempted = 0
         self._labels = itertools.count(1)
@@ -191,7 +191,7 @@ class Provisioner:
             raise
 
     def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
-        from pytest_dumont.ssh import SSHTarget  # fabric is imported only when a GPU is used
+        from pytest_dumont.ssh.connect import SSHTarget  # fabric is imported only when a GPU is used
 
         self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
         with self._timed(record.phases, "wait_running", record.instance_id):
@@ -207,7 +207,7 @@ class Provisioner:
 
     def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> fabric.Connection:
         """Wait until SSH answers and return the connection (a replaying provisioner answers from its cassette)."""
-        from pytest_dumont.ssh import wait_for_ssh  # fabric is imported only when a GPU is used
+        from pytest_dumont.ssh.connect import wait_for_ssh  # fabric is imported only when a GPU is used
 
         connection, _attempts = wait_for_ssh(
             target,
@@ -295,7 +295,7 @@ class Provisioner:
         record.destroyed_at = self.clock.now()
         self._ended(record.label, record.instance_id, "destroyed")
         if record.ssh_address is not None:
-            from pytest_dumont.ssh import SSHTarget, forget_host_key
+            from pytest_dumont.ssh.connect import SSHTarget, forget_host_key
 
             # Vast may hand this host:port to the next instance, which will present another host key.
             forget_host_key(self.known_hosts, SSHTarget(*record.ssh_address))

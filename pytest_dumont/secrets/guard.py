@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_dumont.errors import _known_secrets
+from pytest_dumont.secrets.redact import known_secrets
 
 # Shapes that are secrets whatever their value. Values already scrubbed to *** never match.
 SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -64,7 +64,7 @@ def scan_text(
 def scan(paths: Iterable[Path], patterns: Iterable[str] = (), secrets: Iterable[str] = ()) -> list[Finding]:
     """Every finding in the files under ``paths``; the secrets registered in this process are looked for too."""
     extra = [re.compile(p) for p in patterns]
-    known = set(secrets) | set(_known_secrets)
+    known = set(secrets) | known_secrets()
     findings: list[Finding] = []
     for file in files_under(paths):
         try:

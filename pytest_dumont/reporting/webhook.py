@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pytest_dumont.errors import BudgetExceeded, redact
+from pytest_dumont.errors import BudgetExceeded
+from pytest_dumont.secrets.redact import redact
 
 SCHEMA = "pytest-dumont-webhook"
 VERSION = 1

@@ -11,17 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pytest_dumont.clock import SystemClock
+from pytest_dumont.errors import LockTimeout as LockTimeout
 from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
-
-
-class LockTimeout(Exception):
-    """The lock stayed held past the deadline; ``holder`` is the pid written by whoever holds it."""
-
-    def __init__(self, path: Path, timeout: float, holder: str) -> None:
-        super().__init__(f"{path} stayed locked for {timeout:g} s (held by pid {holder})")
-        self.path = path
-        self.timeout = timeout
-        self.holder = holder
 
 
 @contextlib.contextmanager

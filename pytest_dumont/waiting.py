@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pytest_dumont.clock import Clock
+from pytest_dumont.errors import WaitTimedOut as WaitTimedOut
 
 T = TypeVar("T")
 
@@ -29,16 +30,6 @@ class Backoff:
         while True:
             yield delay
             delay = min(delay * self.factor, self.cap)
-
-
-class WaitTimedOut(Exception):
-    """The deadline passed before the probe answered; callers turn it into their own error, with their context."""
-
-    def __init__(self, waited: float, attempts: int, last_error: BaseException | None) -> None:
-        super().__init__(f"gave up after {waited:.1f} s and {attempts} attempt(s)")
-        self.waited = waited
-        self.attempts = attempts
-        self.last_error = last_error
 
 
 def poll(

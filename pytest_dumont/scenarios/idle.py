@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_dumont.clock import Clock, SystemClock
-from pytest_dumont.errors import DumontError, SSHCommandError
+from pytest_dumont.errors import IdleTimeout as IdleTimeout
+from pytest_dumont.errors import SSHCommandError
 from pytest_dumont.scenarios.snapshot import Manifest, SnapshotStore, snapshot
 
 UTILIZATION_QUERY = "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits"
-
-
-class IdleTimeout(DumontError):
-    """The GPU did not stay idle for a whole window before the watcher's deadline."""
 
 
 @dataclass(frozen=True)

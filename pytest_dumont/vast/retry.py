@@ -16,16 +16,13 @@ from typing import TypeVar
 import tenacity
 
 from pytest_dumont.errors import RateLimited, ServerError, VastApiError, VastConnectionError
+from pytest_dumont.errors import RequestNotSent as RequestNotSent
 
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 TEARDOWN_ATTEMPTS = 8
 TEARDOWN_SECONDS = 300.0
-
-
-class RequestNotSent(VastConnectionError):
-    """The connection could not be opened, so the server never saw the request: safe to retry anything."""
 
 
 @dataclass(frozen=True)

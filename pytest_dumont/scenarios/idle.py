@@ -1,5 +1,5 @@
 """The idle watcher of auto-hibernation: sample GPU utilisation with ``nvidia-smi`` until it stays under a threshold for
-a whole window, then snapshot and destroy (the seed's "GPU < 5% for 3 minutes").
+a whole window, then snapshot and destroy (by default: GPU under 5% for 3 minutes).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from pytest_dumont.provisioning.records import Hold, InstanceRecord
 from pytest_dumont.session.prewarm import BackgroundProvisioning
 from pytest_dumont.session.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
 from pytest_dumont.session.state import SESSION_KEY, get_state
+from pytest_dumont.statefile import write_atomic
 from pytest_dumont.vast.models import Offer
 from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
@@ -49,9 +50,7 @@ def default_request(config: pytest.Config) -> ProvisionRequest:
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data))
 
 
 class SharedInstance:

@@ -23,6 +23,7 @@ from pytest_dumont import errors
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import HostKeyChanged
 from pytest_dumont.ssh.keys import SessionKey, public_fingerprint
+from pytest_dumont.statefile import write_atomic
 from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 DEFAULT_PROBE = "echo ready"
@@ -92,9 +93,7 @@ def forget_host_key(known_hosts: Path, target: SSHTarget) -> None:
         lines = known_hosts.read_text(encoding="ascii").splitlines(keepends=True)
         kept = [line for line in lines if name not in line.split(" ", 1)[0].split(",")]
         if len(kept) != len(lines):
-            partial = known_hosts.with_name(known_hosts.name + ".tmp")
-            partial.write_text("".join(kept), encoding="ascii")
-            partial.replace(known_hosts)
+            write_atomic(known_hosts, "".join(kept))
 
 
 def session_config(**overrides: Any) -> fabric.Config:

@@ -128,8 +128,10 @@ class EmulatorServer(ThreadingHTTPServer):
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else query.get("api_key")
         is_account, instance_id = self.authenticate(key)
-        allowed = is_account or (
-            instance_id is not None and rule.instance_key_ok and req.params.get("id") == instance_id
+        allowed = (
+            is_account
+            or (not key and rule.anonymous_ok)
+            or (instance_id is not None and rule.instance_key_ok and req.params.get("id") == instance_id)
         )
         if not allowed:
             return Reply(faults.auth_status, AUTH_ERROR)

@@ -13,6 +13,12 @@ class InstanceHost(Protocol):
     @property
     def port(self) -> int: ...
 
+    @property
+    def direct_ip(self) -> str: ...
+
+    @property
+    def direct_ports(self) -> Mapping[int, int]: ...
+
     def authorize(self, public_key: str) -> None: ...
 
     def open(self) -> None: ...
@@ -25,6 +31,8 @@ class InstanceHost(Protocol):
 
     def run_onstart(self, script: str) -> None: ...
 
+    def run_main(self, command: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class HostSpec:
@@ -34,13 +42,18 @@ class HostSpec:
     offer: Mapping[str, Any]
     api_key: str  # the restricted per-instance key, CONTAINER_API_KEY inside the container
     env: Mapping[str, str]  # the create request's env vars (docker flags such as "-p 80:80" removed)
+    ports: tuple[int, ...] = ()  # container TCP ports mapped on the direct address (22 for *_direc runtypes)
 
 
 class PortOnlyHost:
     """An instance without an SSH server (``ssh=False``): a made-up port, keys and open state kept for tests."""
 
+    direct_ip = "127.0.0.2"
+
     def __init__(self, spec: HostSpec) -> None:
         self.port = 40000 + spec.instance_id % 20000
+        self.direct_ports = {c: 20000 + (spec.instance_id * 8 + i) % 20000 for i, c in enumerate(spec.ports)}
+        self.mains: list[str] = []
         self.is_open = False
         self.keys: list[str] = []
         self.gpu_utilization = 0.0
@@ -63,3 +76,6 @@ class PortOnlyHost:
 
     def run_onstart(self, script: str) -> None:
         self.onstarts.append(script)  # nothing runs without a sandbox: recorded for tests
+
+    def run_main(self, command: str) -> None:
+        self.mains.append(command)

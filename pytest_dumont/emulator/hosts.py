@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+_DIRECT_CANDIDATE = "127.0.0.2"
+
+
+@functools.cache
+def direct_host() -> str:
+    """The instances' public address, where direct ports listen: 127.0.0.2, a second loopback address, when this
+    host lets us bind it (Linux does), so that it differs from the proxy's 127.0.0.1; else 127.0.0.1 itself."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((_DIRECT_CANDIDATE, 0))
+    except OSError:
+        return "127.0.0.1"
+    return _DIRECT_CANDIDATE
 
 
 class InstanceHost(Protocol):
@@ -48,10 +64,9 @@ class HostSpec:
 class PortOnlyHost:
     """An instance without an SSH server (``ssh=False``): a made-up port, keys and open state kept for tests."""
 
-    direct_ip = "127.0.0.2"
-
     def __init__(self, spec: HostSpec) -> None:
         self.port = 40000 + spec.instance_id % 20000
+        self.direct_ip = direct_host()
         self.direct_ports = {c: 20000 + (spec.instance_id * 8 + i) % 20000 for i, c in enumerate(spec.ports)}
         self.mains: list[str] = []
         self.is_open = False

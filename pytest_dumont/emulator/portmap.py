@@ -12,26 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import threading
 
+from pytest_dumont.emulator.hosts import direct_host as direct_host  # re-exported: where direct ports listen
 from pytest_dumont.emulator.loop import LoopThread
 from pytest_dumont.emulator.sshd import bound_socket
 
-_DIRECT_CANDIDATE = "127.0.0.2"
 _CHUNK = 65536
-
-
-@functools.cache
-def direct_host() -> str:
-    """The address direct ports listen on: 127.0.0.2 when this host lets us bind it (Linux), else 127.0.0.1."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind((_DIRECT_CANDIDATE, 0))
-    except OSError:
-        return "127.0.0.1"
-    return _DIRECT_CANDIDATE
 
 
 class PortForwarder:

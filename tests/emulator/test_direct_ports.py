@@ -156,8 +156,8 @@ def test_runtype_args_runs_onstart_as_the_program_with_args(make_emulator, make_
     setup = 'echo "runner up in $CONTAINER_ID" > /root/runner.txt; exec sleep 600'
     instance_id = api.create(runtype="args", onstart="/bin/sh", args=["-c", setup], env={"-p 10022:10022": "1"})
     marker = tmp_path / f"C.{instance_id}" / "root" / "runner.txt"
-    wait_for(marker.exists, "the args command to run")
-    assert marker.read_text() == f"runner up in {instance_id}\n"
+    expected = f"runner up in {instance_id}\n"
+    wait_for(lambda: marker.exists() and marker.read_text() == expected, "the args command to write its line")
     row = api.row(instance_id)
     assert row["status_msg"].endswith("/args")
     assert row["image_args"] == ["-c", setup]

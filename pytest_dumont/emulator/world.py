@@ -345,8 +345,9 @@ class World:
         """Bulk stop or start, all or nothing like ``destroy_many``."""
         with self._lock:
             self._check_all_live(instance_ids)
+            change = self.stop if state == "stopped" else self.start
             for instance_id in instance_ids:
-                self.stop(instance_id) if state == "stopped" else self.start(instance_id)
+                change(instance_id)
 
     def _check_all_live(self, instance_ids: list[int]) -> None:
         gone = [i for i in instance_ids if i not in self._instances or self._instances[i].destroyed_mono is not None]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_dumont.clock import SystemClock
-from pytest_dumont.ledger import Ledger
-from pytest_dumont.lifecycle import Deadlines, Provisioner, ProvisionRequest
-from pytest_dumont.sshkeys import SessionKey
+from pytest_dumont.provisioning.provisioner import Deadlines, Provisioner, ProvisionRequest
+from pytest_dumont.provisioning.records import Ledger
+from pytest_dumont.ssh.keys import SessionKey
 from pytest_dumont.vast.client import VastClient
 from pytest_dumont.vast.offers import OfferFilters
 

@@ -36,9 +36,9 @@ def run(host: str, port: int, key: paramiko.PKey, command: str, user: str = "roo
         client.close()
 
 
-def run_when_up(host: str, port: int, key: paramiko.PKey, command: str) -> str:
-    """As ``run``, retried until the instance's SSH is up (a client waits for it the same way), within a deadline."""
-    deadline = time.monotonic() + DEADLINE_S
+def run_when_up(host: str, port: int, key: paramiko.PKey, command: str, deadline_s: float = DEADLINE_S) -> str:
+    """As ``run``, retried until the instance's SSH is up and takes the key (a client waits the same way)."""
+    deadline = time.monotonic() + deadline_s
     while True:
         try:
             return run(host, port, key, command)

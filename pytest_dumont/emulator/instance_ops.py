@@ -24,13 +24,14 @@ _SHELL_SYNTAX = re.compile(r"[;&|`$<>(){}\\\n]")
 COMMAND_TIMEOUT_S = 60.0
 
 
-def _sandbox(host: InstanceHost) -> Sandbox | None:
+def sandbox_of(host: InstanceHost) -> Sandbox | None:
+    """The instance's sandbox, or None without one (``ssh=False``)."""
     sandbox = getattr(host, "sandbox", None)
     return sandbox if isinstance(sandbox, Sandbox) else None
 
 
 def container_log(host: InstanceHost) -> str:
-    sandbox = _sandbox(host)
+    sandbox = sandbox_of(host)
     if sandbox is None:
         return ""
     path = sandbox.root / "onstart.log"
@@ -85,7 +86,7 @@ def check_command(command: Any) -> list[str]:
 def run_command(host: InstanceHost, command: Any) -> tuple[str, str]:
     """Run it in the instance's sandbox, from ``/workspace``; returns (output, the prefix to strip: none here)."""
     argv = check_command(command)
-    sandbox = _sandbox(host)
+    sandbox = sandbox_of(host)
     if sandbox is None:
         raise ApiError(400, "not_supported", "execute needs the emulator's instance sandboxes (ssh=True)")
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from . import billing, instance_ops
+from . import billing, copying, instance_ops
 from .errors import ApiError, invalid_args
 from .results import RESULTS_PATH
 from .routes import Reply, Request, Routes, ok, route
@@ -59,6 +59,17 @@ def take_snapshot(routes: Routes, req: Request) -> Reply:
         }
     )
     return ok({"success": True, "msg": "Snapshot request sent."})
+
+
+@route("PUT", "/api/v0/commands/copy_direct/")
+def copy_direct(routes: Routes, req: Request) -> Reply:
+    body = req.object_body()
+    src_id = copying.instance_id_of(body.get("src_id"), "src_id")
+    dst_id = copying.instance_id_of(body.get("dst_id"), "dst_id")
+    src, dst = routes.world.host(src_id), routes.world.host(dst_id)
+    copying.copy_direct(src, body.get("src_path"), dst, body.get("dst_path"))
+    msg = "Remote to Remote copy initiated - check instance status bar for progress updates (~30 seconds delayed)."
+    return ok({"success": True, "msg": msg})
 
 
 @route("GET", "/api/v0/charges/")

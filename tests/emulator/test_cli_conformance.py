@@ -217,3 +217,22 @@ def test_logs_snapshot_and_billing_through_the_cli(make_emulator, cli_for):
     assert "Showing 1 of 1 results" in table
     assert "Credit" in invoices
     assert "$100.00" in invoices
+
+
+def test_copy_between_two_instances_through_the_cli(make_emulator, cli_for):
+    emulator = make_emulator(profile="fast")
+    cli = cli_for(emulator)
+    onstart = "mkdir -p /workspace/data && echo payload > /workspace/data/p.txt && echo written"
+    ids = []
+    for offer in (SEED_OFFER, 29305521):
+        created = cli("create", "instance", str(offer), "--image", "img", "--ssh", "--onstart-cmd", onstart)
+        match = re.search(r"'new_contract': (\d+)", created.stdout)
+        assert match, created.stdout
+        ids.append(match.group(1))
+    src, dst = ids
+    wait_for(lambda: "written" in cli("logs", src).stdout, "the source's files")
+    wait_for(lambda: entry(cli, int(dst))["status"] == "running", "the destination running")
+    copied = cli("copy", f"C.{src}:/workspace/data", f"C.{dst}:/workspace/incoming/")
+    assert "Remote to Remote copy initiated" in copied.stdout
+    root = emulator.world.host(int(dst)).sandbox.root
+    assert (root / "workspace" / "incoming" / "data" / "p.txt").read_text() == "payload\n"

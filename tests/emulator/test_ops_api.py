@@ -161,3 +161,46 @@ def test_invoices_show_the_starting_credit_and_the_legacy_view_the_charges(api):
     assert set(legacy["current"]) == {"charges"}
     credits_only = api.get("/api/v0/users/me/invoices", params={"sdate": 0, "inc_charges": "false"}).json()
     assert [r["type"] for r in credits_only["invoices"]] == ["payment"]
+
+
+def _copy(api: Any, src: Any, src_path: str, dst: Any, dst_path: str) -> requests.Response:
+    body = {"client_id": "me", "src_id": src, "dst_id": dst, "src_path": src_path, "dst_path": dst_path}
+    return api.put("/api/v0/commands/copy_direct/", json=body)
+
+
+def test_copy_direct_copies_between_two_instances_as_rsync_a_does(booted):
+    api, src = booted
+    dst = api.create(29305521, runtype="ssh_proxy")
+
+    def listing(instance_id: int, path: str) -> str:
+        reply = api.put(f"/api/v0/instances/command/{instance_id}/", json={"command": f"ls -R {path}"})
+        assert reply.status_code == 200, reply.text
+        return fetch(reply.json()["result_url"]).text
+
+    assert wait_until(lambda: api.row(dst)["actual_status"] == "running", DEADLINE_S)
+    reply = _copy(api, f"C.{src}", "/workspace/data", str(dst), "/workspace/")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["success"] is True
+    assert "f.txt" in listing(dst, "data")  # the directory itself went in
+    assert _copy(api, src, "/workspace/data/", dst, "/workspace/flat/").status_code == 200
+    assert listing(dst, "flat") == "flat:\nf.txt\n"  # a trailing slash copies the contents
+    assert _copy(api, src, "/workspace/data/f.txt", dst, "/workspace/renamed.txt").status_code == 200
+    assert "renamed.txt" in listing(dst, ".")
+
+
+@pytest.mark.parametrize(
+    ("src", "src_path", "dst_path", "status", "error"),
+    [
+        ("V.12", "/workspace/", "/workspace/", 400, "not_supported"),
+        ("s3.101", "/workspace/", "/workspace/", 400, "not_supported"),
+        (None, "/workspace/../../../etc/", "/workspace/", 400, "invalid_args"),
+        (None, "/workspace/missing", "/workspace/", 400, "invalid_args"),
+        (None, "/workspace/", "/../../x", 400, "invalid_args"),
+    ],
+)
+def test_copy_direct_refuses_what_it_does_not_emulate_or_what_leaves_the_instance(
+    booted, src, src_path, dst_path, status, error
+):
+    api, instance_id = booted
+    reply = _copy(api, src or instance_id, src_path, instance_id, dst_path)
+    assert (reply.status_code, reply.json()["error"]) == (status, error)

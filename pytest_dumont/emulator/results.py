@@ -9,9 +9,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 RESULTS_PATH = "/_emulator/results/"
+KEPT_RESULTS = 512  # the oldest texts are dropped past this: a client fetches its result right away
 
 
 class Extras:
@@ -21,7 +23,7 @@ class Extras:
         self.base_url = ""
         self.started_at = time.time()
         self._lock = threading.Lock()
-        self._texts: dict[int, str] = {}
+        self._texts: OrderedDict[int, str] = OrderedDict()
         self._snapshots: list[dict[str, Any]] = []
 
     def publish(self, text: str) -> str:
@@ -29,6 +31,8 @@ class Extras:
         token = secrets.randbits(62)
         with self._lock:
             self._texts[token] = text
+            while len(self._texts) > KEPT_RESULTS:
+                self._texts.popitem(last=False)
         return f"{self.base_url}{RESULTS_PATH}{token}"
 
     def text(self, token: int) -> str | None:

@@ -84,7 +84,11 @@ def check_command(command: Any) -> list[str]:
 
 
 def run_command(host: InstanceHost, command: Any) -> tuple[str, str]:
-    """Run it in the instance's sandbox, from ``/workspace``; returns (output, the prefix to strip: none here)."""
+    """Run it in the instance's sandbox, from ``/workspace``; returns (output, ``writeable_path``).
+
+    ``writeable_path`` is the sandbox's directory on this machine: the prefix the CLI strips from the output, as it
+    strips the container's directory on a Vast host.
+    """
     argv = check_command(command)
     sandbox = sandbox_of(host)
     if sandbox is None:

@@ -43,6 +43,12 @@ class Extras:
         with self._lock:
             self._snapshots.append(dict(request))
 
+    def clear(self) -> None:
+        """Forget every text and snapshot request (``/_emulator/reset``)."""
+        with self._lock:
+            self._texts.clear()
+            self._snapshots.clear()
+
     def snapshots(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(s) for s in self._snapshots]

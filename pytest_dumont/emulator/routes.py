@@ -255,6 +255,7 @@ class Routes:
     @route("POST", "/_emulator/reset/", auth=False)
     def reset(self, req: Request) -> Reply:
         self.world.reset()
+        self.extras.clear()
         return ok()
 
     @route("GET", "/_emulator/faults/", auth=False)

@@ -204,3 +204,14 @@ def test_copy_direct_refuses_what_it_does_not_emulate_or_what_leaves_the_instanc
     api, instance_id = booted
     reply = _copy(api, src or instance_id, src_path, instance_id, dst_path)
     assert (reply.status_code, reply.json()["error"]) == (status, error)
+
+
+def test_reset_forgets_snapshot_requests_and_result_texts(api):
+    instance_id = api.create()
+    api.post(f"/api/v0/instances/take_snapshot/{instance_id}/", json={"personal_repo": "me/x"})
+    url = api.put(f"/api/v0/instances/request_logs/{instance_id}/", json={}).json()["result_url"]
+    assert api.get("/_emulator/snapshots/").json()["snapshots"]
+    assert fetch(url).status_code == 200
+    assert api.post("/_emulator/reset").status_code == 200
+    assert api.get("/_emulator/snapshots/").json()["snapshots"] == []
+    assert fetch(url).status_code == 404

@@ -223,14 +223,19 @@ def test_copy_between_two_instances_through_the_cli(make_emulator, cli_for):
     emulator = make_emulator(profile="fast")
     cli = cli_for(emulator)
     onstart = "mkdir -p /workspace/data && echo payload > /workspace/data/p.txt && echo written"
-    ids = []
-    for offer in (SEED_OFFER, 29305521):
-        created = cli("create", "instance", str(offer), "--image", "img", "--ssh", "--onstart-cmd", onstart)
-        match = re.search(r"'new_contract': (\d+)", created.stdout)
-        assert match, created.stdout
-        ids.append(match.group(1))
-    src, dst = ids
-    wait_for(lambda: "written" in cli("logs", src).stdout, "the source's files")
+    creates = cli.together(
+        *[
+            lambda offer=offer: cli(
+                "create", "instance", str(offer), "--image", "img", "--ssh", "--onstart-cmd", onstart
+            )
+            for offer in (SEED_OFFER, 29305521)
+        ]
+    )
+    matches = [re.search(r"'new_contract': (\d+)", created.stdout) for created in creates]
+    assert all(matches), [created.stdout for created in creates]
+    src, dst = (match.group(1) for match in matches if match)
+    log = emulator.world.host(int(src)).sandbox.root / "onstart.log"
+    wait_for(lambda: log.exists() and "written" in log.read_text(), "the source's files")
     wait_for(lambda: entry(cli, int(dst))["status"] == "running", "the destination running")
     copied = cli("copy", f"C.{src}:/workspace/data", f"C.{dst}:/workspace/incoming/")
     assert "Remote to Remote copy initiated" in copied.stdout

@@ -17,6 +17,7 @@ from .errors import ApiError, invalid_args
 from .instance import CreateRequest
 from .profiles import schedule
 from .query import QueryError, list_instances
+from .results import Extras
 from .world import World
 
 DEPRECATED_V0_LIST = {
@@ -90,6 +91,7 @@ class Routes:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.extras = Extras()  # result texts and snapshot requests (``ops_routes``)
 
     # -- Vast: account ------------------------------------------------------------------------------------------
 
@@ -258,6 +260,7 @@ class Routes:
     @route("POST", "/_emulator/reset/", auth=False)
     def reset(self, req: Request) -> Reply:
         self.world.reset()
+        self.extras.clear()
         return ok()
 
     @route("GET", "/_emulator/faults/", auth=False)

@@ -14,7 +14,8 @@ _known_secrets: set[str] = set()
 _SECRET_SHAPES = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)(api_key=)[^&\s\"']+"),
+    # ``api_key=VALUE`` (a query string, an environment dump); not the ``VAST_API_KEY=...`` placeholder of a hint.
+    re.compile(r"(?i)(api_key=)(?!\.\.\.(?![^&\s\"'`]))[^&\s\"']+"),
 )
 
 

@@ -4,6 +4,8 @@ listings that work with a marker typo, ``--help`` that says each default once.""
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +182,47 @@ def test_help_says_each_options_default_once(pytester: pytest.Pytester):
     api_url = next(" ".join(e.split()) for e in entries if e.lstrip().startswith("--dumont-api-url"))
     assert api_url.count("VAST_URL") == 1 and api_url.endswith("[env VAST_URL]")
     assert "--dumont-json=PATH" in group
+
+
+# --- a corrupt cassette --------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_corrupt_provisioning_cassette_says_how_to_record_it_again(pytester: pytest.Pytester):
+    shutil.copytree(ROOT / "cassettes", pytester.path / "cassettes")
+    shutil.copy(ROOT / "examples" / "seed_journey" / "test_seed_journey.py", pytester.path)
+    (cassette,) = (pytester.path / "cassettes" / "_provisioning").glob("*.yaml")
+    cassette.write_text("{{{ not yaml\n")
+    result = pytester.runpytest("-p", "no:xdist")
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines(
+        [
+            f"CassetteError: cassette {cassette} is corrupted (not valid YAML at line *): delete it and record it "
+            "again with `pytest --dumont-mode=emulator --dumont-record-mode=rewrite` (the bundled emulator) or "
+            "`VAST_API_KEY=... pytest --dumont-mode=record` (a real instance)",
+        ]
+    )
+    text = _output(result)
+    assert "VAST_API_KEY=***" not in text  # the placeholder is not a secret
+    assert "skip reason" not in text  # its tests error: there is no skip reason to read
+
+
+# --- a tiny budget -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usd", "text"), [(1.0, "$1"), (0.25, "$0.25"), (0.000001, "$0.000001"), (0.0046, "$0.0046"), (1e-9, "$1.00e-09")]
+)
+def test_a_budget_is_written_as_it_would_be_typed(usd: float, text: str):
+    from pytest_dumont.safety.budget import budget_text
+
+    assert budget_text(usd) == text
+
+
+def test_a_tiny_budget_refuses_the_rental_in_plain_dollars(pytester: pytest.Pytester):
+    pytester.makepyfile(test_gpu="def test_gpu(vast_gpu):\n    pass\n")
+    result = pytester.runpytest("--dumont-mode=emulator", "--dumont-budget=0.000001")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["BudgetExceeded: *over --dumont-budget=$0.000001. Raise the budget*"])
+    assert "e-06" not in result.stdout.str()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_dumont import fixtures
-from pytest_dumont.errors import MissingApiKey
+from pytest_dumont.errors import DumontError, MissingApiKey
 from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
 from pytest_dumont.session import markers, settings
 from pytest_dumont.session.state import SESSION_KEY, SessionState
@@ -24,14 +24,6 @@ HTML_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings.add_options(parser)
-    parser.getgroup("dumont").addoption(
-        "--dumont-json",
-        dest="dumont_json",
-        metavar="PATH",
-        default=None,
-        help="write the run's JSON report (phases, cost; schema in docs/reporting.md) to PATH [env DUMONT_JSON]",
-    )
-    parser.addini("dumont_json", help="see --dumont-json", default=None)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -73,8 +65,9 @@ _SHARED_COLLECTED = pytest.StashKey[bool]()  # a collected test uses the shared 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # tryfirst: real_gpu must be on the items before -m deselects by marker.
-    gpu, config.stash[_SHARED_COLLECTED] = markers.mark_gpu_items(items)
+    # tryfirst: real_gpu must be on the items before -m deselects by marker. Listing (--fixtures, --co) lists even
+    # with a marker typo; the typo is an error when tests run.
+    gpu, config.stash[_SHARED_COLLECTED] = markers.mark_gpu_items(items, check=not _only_lists(config))
     state = config.stash.get(SESSION_KEY, None)
     if gpu and state is not None and state.settings.uses_cassettes:
         _open_cassettes(config, state)
@@ -88,6 +81,16 @@ def _open_cassettes(config: pytest.Config, state: SessionState) -> None:
     if CASSETTES_KEY not in config.stash:
         config.stash[CASSETTES_KEY] = CassetteSession(state.settings, config.rootpath, state.clock)
         config.pluginmanager.register(config.stash[CASSETTES_KEY], "dumont-cassettes")
+
+
+def _only_lists(config: pytest.Config) -> bool:
+    """``--fixtures``, ``--fixtures-per-test`` or ``--collect-only``: nothing will run."""
+    option = config.option
+    return bool(
+        getattr(option, "showfixtures", False)
+        or getattr(option, "show_fixtures_per_test", False)
+        or getattr(option, "collectonly", False)
+    )
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -122,6 +125,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = state.settings
     lines = [f"dumont: mode {s.mode} ({s.mode_source}), {s.filters.describe()}, session {state.session_id}"]
+    if s.mode == "emulator":
+        lines.append(f"dumont: {settings.emulator_in_use(s)}")
     if not _under_xdist(config):
         return lines
     from pytest_dumont.session import xdist
@@ -167,6 +172,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         from pytest_dumont.reporting.per_test import on_call_report
 
         on_call_report(item, report)
+    if call.excinfo is not None and isinstance(call.excinfo.value, DumontError) and report.longrepr is not None:
+        from pytest_dumont.session import error_display
+
+        error_display.shorten(item, call, report)  # our message, not our traceback (--tb=long or -v: all of it)
     return report
 
 

@@ -69,9 +69,10 @@ def provisioning_path(root: Path, request: ProvisionRequest) -> Path:
     return root / PROVISIONING_DIR / f"{gpu}-{request_key(request)}.yaml"
 
 
-def record_commands(nodeid: str) -> str:
-    """The two ways to write a test's cassettes, as a user would type them."""
+def record_commands(nodeid: str = "") -> str:
+    """The two ways to write a test's cassettes (every GPU test's, without a node id), as a user would type them."""
+    target = f" {nodeid}" if nodeid else ""
     return (
-        f"`pytest --dumont-mode=emulator --dumont-record-mode=rewrite {nodeid}` (the bundled emulator) or "
-        f"`VAST_API_KEY=... pytest --dumont-mode=record {nodeid}` (a real instance)"
+        f"`pytest --dumont-mode=emulator --dumont-record-mode=rewrite{target}` (the bundled emulator) or "
+        f"`VAST_API_KEY=... pytest --dumont-mode=record{target}` (a real instance)"
     )

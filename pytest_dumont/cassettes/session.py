@@ -148,7 +148,7 @@ class CassetteSession:
                 "pytest_dumont": __version__,
                 "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
-            how_to_record="the command in the skip reason of its tests (--dumont-record-mode=rewrite)",
+            how_to_record=record_commands(),  # the provisioning cassette is every GPU test's: record them all
             **kwargs,
         )
         return self.provisioner

@@ -20,4 +20,4 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"dumont emulator needs the emulator extra: pip install 'pytest-dumont[emulator]' ({exc})")
         return 2
-    return main(args.extra)
+    return main(args.extra, prog="dumont emulator")

@@ -18,6 +18,13 @@ from typing import Any
 NAME = "offers"
 HELP = "list the offers the plugin's filters would rent now, cheapest first, with $/h and a projected suite cost"
 
+# Not the plugin's MissingApiKey text: that one suggests --dumont-mode=emulator, a pytest option this command lacks.
+NO_KEY = (
+    "needs a Vast.ai API key: set the environment variable VAST_API_KEY (or pass --dumont-api-key-file PATH). "
+    "To try it without an account, run `dumont emulator` in another shell and set VAST_URL and VAST_API_KEY to "
+    "the URL and key it prints"
+)
+
 # the plugin's options this command takes, by OptionSpec name
 FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk", "api-url", "api-key-file")
 
@@ -40,14 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     for name in FILTER_OPTIONS:
         spec = OPTIONS_BY_NAME[name]
-        env = f" [env {spec.env}]" if spec.env else ""
         parser.add_argument(
             spec.flag,
             dest=spec.dest,
             type=_typed(spec.flag, spec.parse),
             default=None,
             metavar=spec.metavar,
-            help=f"{spec.help} (default: {spec.default or 'none'}){env}",
+            help=spec.help_line,
         )
     parser.add_argument(
         "--minutes", type=_typed("--minutes", _positive), default=10.0, help="expected suite runtime (default: 10)"
@@ -57,17 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be a number above 0")
-    return value
+    from pytest_dumont.session.settings import parse_positive_float
+
+    return parse_positive_float(text)
 
 
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
+    from pytest_dumont.session.settings import parse_positive_int
+
+    return parse_positive_int(text)
 
 
 def _resolved(args: argparse.Namespace, name: str, environ: Mapping[str, str]) -> Any:
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     import pytest
 
     from pytest_dumont.commands._progress import waiting
-    from pytest_dumont.errors import DumontError, MissingApiKey
+    from pytest_dumont.errors import DumontError
     from pytest_dumont.session.settings import read_api_key
     from pytest_dumont.vast.client import VastClient
     from pytest_dumont.vast.offers import OfferFilters, find_offers
@@ -146,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dumont offers: {exc}", file=sys.stderr)
         return 2
     if key is None:
-        print(f"dumont offers: {MissingApiKey().message}", file=sys.stderr)
+        print(f"dumont offers: {NO_KEY}", file=sys.stderr)
         return 2
     filters = OfferFilters(
         gpu_names=values["gpu"],

@@ -28,6 +28,11 @@ def scenarios() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "dumont test [-h] [--real | --replay] NAME [PYTEST ARGUMENTS...]"
+    parser.epilog = (
+        "Any further argument goes to pytest as it is, e.g. `dumont test failover -x --html=report.html`. "
+        "The exit code is pytest's."
+    )
     parser.add_argument("name", metavar="NAME", help="the scenario: " + ", ".join(scenarios()) + ", or all")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--real", action="store_true", help="live on Vast.ai (-m real_gpu; needs VAST_API_KEY)")

@@ -169,7 +169,7 @@ class _SandboxHosts:
 
 def _host_key() -> Any:
     try:
-        import asyncssh
+        from .quiet_asyncssh import asyncssh
     except ImportError:
         raise RuntimeError(
             "the emulator's SSH servers need asyncssh: pip install 'pytest-dumont[emulator]' (or use ssh=False)"

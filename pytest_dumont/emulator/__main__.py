@@ -34,9 +34,9 @@ def _port(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = "python -m pytest_dumont.emulator") -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m pytest_dumont.emulator",
+        prog=prog,
         description="Serve an emulated Vast.ai API (with a real SSH server per instance) on 127.0.0.1.",
     )
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -52,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m pytest_dumont.emulator") -> int:
+    """Serve until SIGINT or SIGTERM; ``prog`` is the command its usage line names (``dumont emulator``)."""
+    args = parser(prog).parse_args(argv)
     try:
         emulator = Emulator(
             api_key=args.api_key,

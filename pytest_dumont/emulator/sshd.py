@@ -10,9 +10,8 @@ import socket
 import threading
 from pathlib import Path
 
-import asyncssh
-
 from pytest_dumont.emulator.loop import LoopThread
+from pytest_dumont.emulator.quiet_asyncssh import asyncssh
 from pytest_dumont.emulator.sandbox import Sandbox
 
 _CHUNK = 65536

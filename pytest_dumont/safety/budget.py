@@ -32,6 +32,13 @@ from pytest_dumont.vast.models import Offer
 INTERRUPT_SIGNAL = signal.SIGUSR1
 
 
+def budget_text(usd: float) -> str:
+    """``$1``, ``$0.25``, ``$0.000001``: a budget as it would be typed, never in exponent notation."""
+    if usd >= 0.000001:
+        return "$" + f"{usd:.6f}".rstrip("0").rstrip(".")
+    return f"${usd:.2e}"  # below a millionth of a dollar only the exponent says how small
+
+
 @dataclass(frozen=True)
 class Budget:
     """The session's spending cap and how far ahead a rental's cost is projected."""
@@ -53,7 +60,7 @@ class Budget:
         return (
             f"offer {offer.id} ({offer.gpu_name}, ${offer.dph_total:.4f}/h) projects ${projected:.4f} "
             f"(spent ${ledger.simple_cost(now):.4f} + the $/h of every instance x {self.horizon_s:g} s: "
-            f"boot and SSH deadlines + --dumont-max-minutes), over --dumont-budget=${self.limit_usd:g}. "
+            f"boot and SSH deadlines + --dumont-max-minutes), over --dumont-budget={budget_text(self.limit_usd)}. "
             "Raise the budget, or shorten --dumont-max-minutes or --dumont-boot-timeout"
         )
 
@@ -170,7 +177,7 @@ class SpendMeter:
             spent = self.ledger.simple_cost(now)
             if spent + burn * self.tick / 3600.0 >= self.budget.limit_usd:
                 self.budget_hit = (
-                    f"the session's spend reached ${spent:.4f} of --dumont-budget=${self.budget.limit_usd:g} "
+                    f"the session's spend reached ${spent:.6f} of --dumont-budget={budget_text(self.budget.limit_usd)} "
                     f"(burning ${burn:.4f}/h): every instance was destroyed before passing it"
                 )
                 self._on_budget(self.budget_hit)

@@ -9,6 +9,7 @@ marker wins per argument (function > class > module), over the command line, ove
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_dumont.session.settings import (
+    OPTIONS_BY_NAME,
     Settings,
     parse_fraction,
     parse_gpu_list,
@@ -67,6 +69,12 @@ def _bool(value: Any) -> bool:
     return value
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return parse_text(value)
+
+
 def _env(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ValueError("must be a dict of str to str")
@@ -82,9 +90,22 @@ OFFER_ARGUMENTS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "disk": (_number(parse_positive_float), "filters.disk_gb"),
     "num_gpus": (_number(parse_positive_int), "filters.num_gpus"),
     "verified": (_bool, "filters.verified"),
-    "image": (parse_text, "image"),
-    "onstart": (parse_text, "onstart"),
+    "image": (_text, "image"),
+    "onstart": (_text, "onstart"),
     "env": (_env, "env"),
+}
+# What each argument is for, said in an error about its value (the options' own help where there is a twin).
+OFFER_ARGUMENT_HELP: dict[str, str] = {
+    "gpu": OPTIONS_BY_NAME["gpu"].help,
+    "max_dph": OPTIONS_BY_NAME["max-dph"].help,
+    "min_disk": OPTIONS_BY_NAME["min-disk"].help,
+    "min_reliability": OPTIONS_BY_NAME["min-reliability"].help,
+    "disk": OPTIONS_BY_NAME["disk"].help,
+    "num_gpus": "GPUs on the one machine",
+    "verified": "only hosts Vast.ai verified",
+    "image": OPTIONS_BY_NAME["image"].help,
+    "onstart": "a shell script the instance runs when it starts",
+    "env": "environment variables of the instance",
 }
 
 
@@ -101,12 +122,16 @@ def check_offer_marker(mark: pytest.Mark, where: str) -> dict[str, Any]:
     for name, value in mark.kwargs.items():
         if name not in OFFER_ARGUMENTS:
             known = ", ".join(sorted(OFFER_ARGUMENTS))
-            raise pytest.UsageError(f"{where}: unknown dumont_offer argument {name!r}; known arguments: {known}")
+            close = difflib.get_close_matches(name, OFFER_ARGUMENTS, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise pytest.UsageError(f"{where}: unknown dumont_offer argument {name!r}{guess}; known arguments: {known}")
         convert, _field = OFFER_ARGUMENTS[name]
         try:
             converted[name] = convert(value)
         except (ValueError, TypeError) as exc:
-            raise pytest.UsageError(f"{where}: dumont_offer({name}={value!r}) {exc}") from None
+            raise pytest.UsageError(
+                f"{where}: dumont_offer({name}={value!r}): {name} {exc} ({OFFER_ARGUMENT_HELP[name]})"
+            ) from None
     return converted
 
 
@@ -129,10 +154,11 @@ def _apply(request: ProvisionRequest, field: str, value: Any) -> ProvisionReques
     return replace(request, **{field: value})
 
 
-def mark_gpu_items(items: list[pytest.Item]) -> tuple[bool, bool]:
+def mark_gpu_items(items: list[pytest.Item], check: bool = True) -> tuple[bool, bool]:
     """Add ``real_gpu`` to GPU tests and check every ``dumont_offer`` marker before anything runs; return whether
     there is a GPU test (only then are cassettes worth opening) and whether one uses the session's shared instance
-    (only then is prewarming worth a look).
+    (only then is prewarming worth a look). ``check=False`` when nothing will run (``--fixtures``, ``--co``): a
+    marker typo must not stop a listing.
 
     Collection of a large suite must stay as fast with the plugin as without it, so the loop does little per test:
     each collector's own markers are checked once (a module's marker is not re-read for each of its tests), and the
@@ -141,10 +167,10 @@ def mark_gpu_items(items: list[pytest.Item]) -> tuple[bool, bool]:
     seen: set[int] = set()
     gpu = shared = False
     for item in items:
-        if item.own_markers:
+        if check and item.own_markers:
             _check_own_markers(item)
         node: Any = item.parent  # its Collectors up to the Session (pytest has no public Node type)
-        while node is not None and id(node) not in seen:
+        while check and node is not None and id(node) not in seen:
             seen.add(id(node))
             if node.own_markers:
                 _check_own_markers(node)

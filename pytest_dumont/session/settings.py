@@ -8,6 +8,7 @@ the file ``--dumont-api-key-file`` names, never from a flag that would land in s
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -51,7 +52,26 @@ class Secret:
         return hash(self._value)
 
 
-# --- parsers: each turns one raw text into a value or raises pytest.UsageError naming the option -----------------
+# --- parsers: each turns one raw text into a value or raises ValueError saying what it expects ------------------
+# (``_value`` turns that into a pytest.UsageError naming the option and where its value came from).
+
+
+def _float(text: str, expects: str) -> float:
+    """A finite number, or ValueError saying what was expected (not Python's "could not convert string")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(expects) from None
+    if not math.isfinite(value):
+        raise ValueError(expects)
+    return value
+
+
+def _int(text: str, expects: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(expects) from None
 
 
 def parse_mode(text: str) -> str:
@@ -62,23 +82,26 @@ def parse_mode(text: str) -> str:
 
 
 def parse_positive_float(text: str) -> float:
-    value = float(text)
+    expects = "must be a number above 0"
+    value = _float(text, expects)
     if not value > 0:
-        raise ValueError("must be a number above 0")
+        raise ValueError(expects)
     return value
 
 
 def parse_fraction(text: str) -> float:
-    value = float(text)
+    expects = "must be a number between 0 and 1, e.g. 0.9 for 90%"
+    value = _float(text, expects)
     if not 0.0 <= value <= 1.0:
-        raise ValueError("must be between 0 and 1 (0.9 means 90%)")
+        raise ValueError(expects)
     return value
 
 
 def parse_positive_int(text: str) -> int:
-    value = int(text)
+    expects = "must be a whole number of at least 1"
+    value = _int(text, expects)
     if value < 1:
-        raise ValueError("must be a whole number of at least 1")
+        raise ValueError(expects)
     return value
 
 
@@ -122,9 +145,10 @@ def parse_regex(text: str) -> str:
 
 
 def parse_non_negative_float(text: str) -> float:
-    value = float(text)
+    expects = "must be a number, 0 or more (0 turns it off)"
+    value = _float(text, expects)
     if not value >= 0:
-        raise ValueError("must be a number, 0 or more (0 turns it off)")
+        raise ValueError(expects)
     return value
 
 
@@ -170,6 +194,13 @@ class OptionSpec:
     env: str | None = None
     metavar: str = "VALUE"
     switch: bool = False  # a flag without a value on the command line (``yes``/``no`` in ini and environment)
+    default_help: str = ""  # what the default is, in words, when ``default`` alone does not say it
+
+    @property
+    def help_line(self) -> str:
+        """The help ``pytest --help`` (and ``dumont offers --help``) shows: what it does, its default, its variable."""
+        env = f" [env {self.env}]" if self.env else ""
+        return f"{self.help} (default: {self.default_help or self.default or 'none'}){env}"
 
     @property
     def flag(self) -> str:
@@ -185,7 +216,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "mode",
         parse_mode,
         "replay",
-        "replay (default: cassettes, no network), live (rent real GPUs, needs VAST_API_KEY), "
+        "replay (cassettes, no network), live (rent real GPUs, needs VAST_API_KEY), "
         "record (live, rewriting cassettes) or emulator (the bundled Vast.ai emulator)",
         env="DUMONT_MODE",
         metavar="MODE",
@@ -202,9 +233,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("min-reliability", parse_fraction, "0.90", "least host reliability, 0 to 1", metavar="R"),
     OptionSpec("image", parse_text, DEFAULT_IMAGE, "docker image the instance runs", metavar="IMAGE"),
     OptionSpec("disk", parse_positive_float, "20", "disk to rent with the instance, in GB", metavar="GB"),
-    OptionSpec(
-        "api-url", parse_url, DEFAULT_API_URL, "Vast.ai API base URL (also $VAST_URL)", env="VAST_URL", metavar="URL"
-    ),
+    OptionSpec("api-url", parse_url, DEFAULT_API_URL, "Vast.ai API base URL", env="VAST_URL", metavar="URL"),
     OptionSpec(
         "api-key-file", parse_text, "", "file holding the API key, when $VAST_API_KEY is not set", metavar="PATH"
     ),
@@ -244,8 +273,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
         parse_record_mode,
         "",
         "none (write nothing), new (record GPU tests that have no cassette) or rewrite (record every GPU test "
-        "run); default rewrite in record mode, none otherwise; with --dumont-mode=emulator it records there",
+        "run); with --dumont-mode=emulator it records there",
         metavar="MODE",
+        default_help="rewrite in record mode, none otherwise",
     ),
     OptionSpec(
         "secret-pattern",
@@ -282,10 +312,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "ledger",
         parse_text,
         "",
-        "ledger file of this machine's live instances, read by `dumont reap` "
-        "(default: $XDG_STATE_HOME/pytest-dumont/ledger.json)",
+        "ledger file of this machine's live instances, read by `dumont reap`",
         env="DUMONT_LEDGER",
         metavar="PATH",
+        default_help="$XDG_STATE_HOME/pytest-dumont/ledger.json",
     ),
     OptionSpec(
         "deadman-ttl",
@@ -343,6 +373,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         env="DUMONT_WEBHOOK",
         metavar="URL",
     ),
+    OptionSpec(
+        "json",
+        parse_text,
+        "",
+        "write the run's JSON report (phases, cost; schema in docs/reporting.md) to PATH",
+        env="DUMONT_JSON",
+        metavar="PATH",
+    ),
 )
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
 
@@ -351,18 +389,11 @@ def add_options(parser: pytest.Parser) -> None:
     """Register every option with its ini twin in one ``dumont`` group."""
     group = parser.getgroup("dumont", "GPU integration tests on Vast.ai (pytest-dumont)")
     for spec in OPTIONS:
-        env = f" [env {spec.env}]" if spec.env else ""
         if spec.switch:
             group.addoption(spec.flag, dest=spec.dest, action="store_const", const="yes", default=None, help=spec.help)
             parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
             continue
-        group.addoption(
-            spec.flag,
-            dest=spec.dest,
-            metavar=spec.metavar,
-            default=None,
-            help=f"{spec.help} (default: {spec.default or 'none'}){env}",
-        )
+        group.addoption(spec.flag, dest=spec.dest, metavar=spec.metavar, default=None, help=spec.help_line)
         parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
 
 
@@ -397,6 +428,7 @@ class Settings:
     api_retry_s: float = 120.0
     check_secrets: bool = False
     webhook_url: str | None = None  # None: no events are sent
+    json_path: str | None = None  # --dumont-json: where the run's JSON report goes; None: nowhere
 
     @property
     def spends_money(self) -> bool:
@@ -409,6 +441,16 @@ class Settings:
 
     def with_filters(self, **changes: Any) -> Settings:
         return replace(self, filters=replace(self.filters, **changes))
+
+
+def emulator_in_use(settings: Settings) -> str:
+    """Which emulator an emulator-mode run talks to, for the header: ``$VAST_URL`` alone does not choose it."""
+    if settings.api_url_explicit:
+        return f"emulator at {settings.api_url} (--dumont-api-url), key from $VAST_API_KEY"
+    line = "emulator: a private one, started for this run and stopped at its end"
+    if settings.api_url != DEFAULT_API_URL:  # $VAST_URL is set: say why it is not the one used
+        line += f"; $VAST_URL={settings.api_url} is not used (--dumont-api-url={settings.api_url} would use it)"
+    return line
 
 
 def _raw(config: pytest.Config, spec: OptionSpec, environ: Mapping[str, str]) -> tuple[str, str]:
@@ -432,8 +474,17 @@ def _value(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tupl
     try:
         return spec.parse(text), source
     except ValueError as exc:
-        where = {"command line": spec.flag, "ini": f"ini option {spec.dest}", "environment": f"${spec.env}"}
-        raise pytest.UsageError(f"{where.get(source, spec.flag)}={text!r}: {exc}") from None
+        raise pytest.UsageError(option_error(spec, source, text, exc)) from None
+
+
+def option_error(spec: OptionSpec, source: str, text: str, problem: Exception) -> str:
+    """``--dumont-max-dph='abc': must be a number above 0 (highest price accepted, in $/h (dph_total))``: where the
+    value came from, the value, what the option expects and what it is for."""
+    where = {"command line": spec.flag, "ini": f"ini option {spec.dest}", "environment": f"${spec.env}"}
+    said = str(problem)
+    if not said.startswith("must be one of"):  # a list of choices says it all; otherwise, what the option is for
+        said += f" ({spec.help.split(': ')[0]})"
+    return f"{where.get(source, spec.flag)}={text!r}: {said}"
 
 
 def selects_real_gpu(markexpr: str) -> bool:
@@ -510,6 +561,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         api_retry_s=values["api-retry-seconds"][0],
         check_secrets=values["check-secrets"][0],
         webhook_url=values["webhook"][0],
+        json_path=values["json"][0],
     )
 
 

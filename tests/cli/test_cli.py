@@ -31,6 +31,20 @@ def test_unknown_subcommand_is_a_usage_error():
 def test_emulator_subcommand_passes_its_options_through():
     done = subprocess.run([*DUMONT, "emulator", "--help"], capture_output=True, text=True, check=True)
     assert "--profile" in done.stdout and "--time-factor" in done.stdout
+    assert done.stdout.startswith("usage: dumont emulator [-h]")  # the command typed, not python -m ...
+    assert "pytest_dumont.emulator" not in done.stdout
+
+
+def test_emulator_usage_errors_name_the_command_typed():
+    done = subprocess.run([*DUMONT, "emulator", "--port", "x"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "dumont emulator: error: argument --port: not a port number: 'x'" in done.stderr
+
+
+def test_test_subcommand_help_says_further_arguments_go_to_pytest():
+    done = subprocess.run([*DUMONT, "test", "--help"], capture_output=True, text=True, check=True)
+    assert "usage: dumont test [-h] [--real | --replay] NAME [PYTEST ARGUMENTS...]" in done.stdout
+    assert "Any further argument goes to pytest as it is" in " ".join(done.stdout.split())
 
 
 def test_emulator_subcommand_serves_until_sigterm():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,16 +33,38 @@ def test_reference_page_is_up_to_date() -> None:
     assert committed == expected, "docs/reference.md is stale: run `python docs/gen_reference.py`"
 
 
-def test_reference_page_names_every_fixture_marker_and_option() -> None:
-    from pytest_dumont.session import markers, settings
+def test_index_options_table_is_up_to_date() -> None:
+    committed = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert committed == _gen_reference().render_index(committed), (
+        "docs/index.md's options table is stale: run `python docs/gen_reference.py`"
+    )
 
+
+def test_reference_page_names_every_fixture_marker_and_option_pytest_knows(pytester: pytest.Pytester) -> None:
+    """Asked of pytest itself (``--help``, ``--markers``, ``--fixtures``), not of the tables the page is made from:
+    an option, marker or fixture registered outside them is missing from the page and fails here."""
     page = (DOCS / "reference.md").read_text(encoding="utf-8")
-    for name in ("vast_gpu", "ssh_session", "dumont_instance_factory", "dumont_phase", "dumont_settings"):
-        assert f"### `{name}`" in page
-    for name in markers.MARKERS:
-        assert f"`{name}" in page
-    for spec in settings.OPTIONS:
-        assert spec.flag in page and f"`{spec.dest}`" in page
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    help_text = pytester.runpytest("--help").stdout.str()
+    flags = set(re.findall(r"^  (--dumont-[a-z-]+)", help_text, re.M))
+    inis = set(re.findall(r"^  (dumont_[a-z_]+) \(", help_text, re.M))
+    assert len(flags) > 25 and len(inis) == len(flags)
+    assert {"--dumont-json", "--dumont-check-secrets"} <= flags
+    for flag in flags:
+        assert f"`{flag}" in page and f"`{flag}" in index, flag
+    for ini in inis:
+        assert f"`{ini}`" in page and f"`{ini}`" in index, ini
+    markers = set(
+        re.findall(r"^@pytest\.mark\.(real_gpu|dumont_[a-z_]+)", pytester.runpytest("--markers").stdout.str(), re.M)
+    )
+    assert markers == {"real_gpu", "dumont_offer"}
+    for marker in markers:
+        assert f"| `{marker}" in page, marker
+    fixtures_text = pytester.runpytest("--fixtures").stdout.str()
+    fixtures = set(re.findall(r"^(\w+)(?: \[session scope\])? -- .*pytest_dumont/fixtures\.py", fixtures_text, re.M))
+    assert {"vast_gpu", "ssh_session", "dumont_phase", "dumont_instance_factory"} <= fixtures
+    for name in fixtures:
+        assert f"### `{name}`" in page, name
 
 
 def _error_classes() -> list[type[errors.DumontError]]:

@@ -81,6 +81,8 @@ def test_without_a_key_it_is_the_plugins_usage_error(emulator, run_dumont):
     done = run_dumont("offers", env={"VAST_URL": emulator.url})
     assert done.returncode == 2
     assert "needs a Vast.ai API key: set the environment variable VAST_API_KEY" in done.stderr
+    assert "--dumont-mode" not in done.stderr  # a pytest option: this command would reject it as unrecognised
+    assert "run `dumont emulator` in another shell" in done.stderr
 
 
 def test_the_key_file_flag_is_read(emulator, run_dumont, tmp_path):
@@ -93,7 +95,7 @@ def test_the_key_file_flag_is_read(emulator, run_dumont, tmp_path):
     ("args", "message"),
     [
         (["--dumont-max-dph", "-1"], "--dumont-max-dph='-1': must be a number above 0"),
-        (["--dumont-min-reliability", "95"], "--dumont-min-reliability='95': must be between 0 and 1"),
+        (["--dumont-min-reliability", "95"], "--dumont-min-reliability='95': must be a number between 0 and 1"),
         (["--minutes", "0"], "--minutes='0': must be a number above 0"),
         (["--dumont-mode", "live"], "unrecognized arguments: --dumont-mode"),
     ],

@@ -69,3 +69,35 @@ def test_the_example_has_what_the_docs_promise():
     reap_step = text[text.index("- name: Destroy anything left running") :]
     assert reap_step.splitlines()[1].strip() == "if: always()"
     assert text in (ROOT / "docs/ci.md").read_text()  # the docs show the same file, not a drifting copy
+
+
+def test_the_release_workflow_builds_checks_and_publishes_a_tag_through_trusted_publishing():
+    import yaml
+
+    text = (ROOT / ".github/workflows/release.yml").read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow[True] == {"push": {"tags": ["v*"]}}  # YAML reads the key `on` as True; tags only
+    assert workflow["permissions"] == {"contents": "read"}
+    build, publish = workflow["jobs"]["build"], workflow["jobs"]["publish"]
+    build_runs = "\n".join(step.get("run", "") for step in build["steps"])
+    assert "python -m build" in build_runs  # the sdist and the wheel
+    assert 'dist/pytest_dumont-${version}.tar.gz" "dist/pytest_dumont-${version}-py3-none-any.whl' in build_runs
+    assert "twine check --strict dist/*" in build_runs
+    # Only the publishing job may ask for an OpenID Connect token, and it holds no stored secret.
+    assert "permissions" not in build
+    assert publish["needs"] == "build" and publish["permissions"] == {"id-token": "write"}
+    assert publish["steps"][-1]["uses"].startswith("pypa/gh-action-pypi-publish@")
+    assert "secrets." not in text and "password" not in text
+
+
+def test_the_version_is_written_in_one_place():
+    import re
+
+    import pytest_dumont
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M)
+    assert 'version = { attr = "pytest_dumont.__version__" }' in pyproject
+    assert not re.search(r"^version = \"", pyproject, re.M)  # no second copy to forget
+    assert re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.dev\d+)?", pytest_dumont.__version__)
+    assert f'__version__ = "{pytest_dumont.__version__}"' in (ROOT / "pytest_dumont/__init__.py").read_text()

@@ -46,11 +46,11 @@ def test_strict_markers_accept_ours(pytester: pytest.Pytester):
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("dumont_offer(gpus='RTX 4090')", "*unknown dumont_offer argument 'gpus'; known arguments: disk, env, gpu,*"),
+        ("dumont_offer(gpus='RTX 4090')", "*argument 'gpus' (did you mean 'gpu'?); known arguments: disk*"),
         ("dumont_offer('RTX 4090')", "*dumont_offer takes keyword arguments only*"),
-        ("dumont_offer(max_dph='cheap')", "*dumont_offer(max_dph='cheap') could not convert*"),
-        ("dumont_offer(verified='yes')", "*dumont_offer(verified='yes') must be True or False*"),
-        ("dumont_offer(min_reliability=2)", "*dumont_offer(min_reliability=2) must be between 0 and 1*"),
+        ("dumont_offer(max_dph='cheap')", "*dumont_offer(max_dph='cheap'): max_dph must be a number above 0 (highest*"),
+        ("dumont_offer(verified='yes')", "*dumont_offer(verified='yes'): verified must be True or False*"),
+        ("dumont_offer(min_reliability=2)", "*(min_reliability=2): min_reliability must be a number between 0 and 1*"),
     ],
 )
 def test_bad_marker_arguments_are_usage_errors(pytester: pytest.Pytester, marker, message):

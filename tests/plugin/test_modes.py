@@ -83,9 +83,9 @@ def test_explicit_mode_beats_ini_beats_environment(pytester: pytest.Pytester, mo
     ("args", "message"),
     [
         (["--dumont-mode=bogus"], "*--dumont-mode='bogus': must be one of replay, live, record, emulator*"),
-        (["--dumont-max-dph=cheap"], "*--dumont-max-dph='cheap': could not convert string to float*"),
+        (["--dumont-max-dph=cheap"], "*--dumont-max-dph='cheap': must be a number above 0 (highest price*"),
         (["--dumont-max-dph=-1"], "*--dumont-max-dph='-1': must be a number above 0*"),
-        (["--dumont-min-reliability=99"], "*--dumont-min-reliability='99': must be between 0 and 1*"),
+        (["--dumont-min-reliability=99"], "*--dumont-min-reliability='99': must be a number between 0 and 1*"),
         (["--dumont-gpu=,"], "*--dumont-gpu=',': must name at least one GPU*"),
         (["--dumont-api-url=console.vast.ai"], "*--dumont-api-url='console.vast.ai': must be an http:// or https://*"),
         (["--dumont-offer-attempts=0"], "*--dumont-offer-attempts='0': must be a whole number of at least 1*"),

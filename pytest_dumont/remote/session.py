@@ -81,7 +81,9 @@ def configure(config: pytest.Config, state: SessionState) -> RemoteRun:
     try:
         gateway.require_ssh_client()
         root = config.rootpath
-        manifest = tree.build_manifest(root, tree.list_tree(root), settings.remote_max_mb)
+        pytest_cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider: every file is hashed
+        cache = pytest_cache.mkdir("dumont-remote") / "hashes.json" if pytest_cache is not None else None
+        manifest = tree.build_manifest(root, tree.list_tree(root), settings.remote_max_mb, tree.HashCache(cache))
     except (gateway.NoSSHClient, tree.TreeTooLarge) as exc:
         raise pytest.UsageError(str(exc)) from None
     run = RemoteRun(config, state, root, manifest)

@@ -8,14 +8,17 @@ tests on the instance. The size cap is checked here, before anything is rented o
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
+import json
 import os
 import shutil
 import stat
 import subprocess
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Without git: directories and files never sent (virtual environments, caches, build output, VCS metadata).
 DEFAULT_EXCLUDES = (
@@ -75,8 +78,12 @@ def git_files(root: Path) -> list[str] | None:
     return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
+_EXCLUDED_NAMES = frozenset(p for p in DEFAULT_EXCLUDES if "*" not in p)
+_EXCLUDED_SUFFIXES = tuple(p[1:] for p in DEFAULT_EXCLUDES if p.startswith("*") and "*" not in p[1:])
+
+
 def _excluded(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in DEFAULT_EXCLUDES)
+    return name in _EXCLUDED_NAMES or name.endswith(_EXCLUDED_SUFFIXES)
 
 
 def walked_files(root: Path) -> list[str]:
@@ -109,11 +116,54 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_manifest(root: Path, names: list[str], max_mb: float) -> dict[str, FileEntry]:
+class HashCache:
+    """Digests as last computed, by path with the size, mtime and inode they had: a re-sync hashes what changed.
+
+    git's index does the same. A file whose mtime is within a second of the cache's last save is hashed again: it
+    may have changed since within the file system's timestamp granularity ("racy git"). A cache that cannot be read
+    is empty; one that cannot be written costs the next run some hashing, nothing else.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.trusted_before = 0
+        self.entries: dict[str, list[Any]] = {}
+        if path is not None:
+            try:
+                data = json.loads(path.read_text())
+                self.entries = dict(data["files"])
+                self.trusted_before = int(data["written_ns"]) - 1_000_000_000
+            except (OSError, ValueError, KeyError, TypeError):
+                self.entries = {}
+
+    def digest(self, root: Path, name: str, info: os.stat_result) -> str:
+        seen = self.entries.get(name)
+        key = [info.st_size, info.st_mtime_ns, info.st_ino]
+        if seen is not None and seen[:3] == key and info.st_mtime_ns < self.trusted_before:
+            return str(seen[3])
+        digest = _digest(root / name)
+        self.entries[name] = [*key, digest]
+        return digest
+
+    def save(self, names: Iterable[str]) -> None:
+        if self.path is None:
+            return
+        kept = {name: self.entries[name] for name in names if name in self.entries}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(".tmp")
+            partial.write_text(json.dumps({"written_ns": time.time_ns(), "files": kept}))
+            os.replace(partial, self.path)
+        except OSError:
+            pass
+
+
+def build_manifest(root: Path, names: list[str], max_mb: float, cache: HashCache | None = None) -> dict[str, FileEntry]:
     """Hash each regular file; raise ``TreeTooLarge`` (before any hashing is wasted) when the total is over the cap.
 
     Deleted-but-tracked files and anything that is not a regular file (a symlink, a socket) are skipped.
     """
+    cache = cache or HashCache(None)
     sizes: dict[str, os.stat_result] = {}
     total = 0
     for name in names:
@@ -134,7 +184,9 @@ def build_manifest(root: Path, names: list[str], max_mb: float) -> dict[str, Fil
             f"--dumont-remote-max-mb={max_mb:g}; nothing was sent. Largest: {listing}. Ignore what the tests do not "
             "need in .gitignore, or raise --dumont-remote-max-mb"
         )
-    return {
-        name: FileEntry(name, info.st_size, stat.S_IMODE(info.st_mode), _digest(root / name))
+    manifest = {
+        name: FileEntry(name, info.st_size, stat.S_IMODE(info.st_mode), cache.digest(root, name, info))
         for name, info in sizes.items()
     }
+    cache.save(manifest)
+    return manifest

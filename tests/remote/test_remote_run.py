@@ -17,7 +17,8 @@ from conftest import finish, remote_tree, wait_for
 
 
 def destroyed_all(emulator) -> None:
-    wait_for(lambda: not emulator.world.live_ids(), what="every instance to be destroyed")
+    """Called once the run has exited: the run itself destroyed its instance (the watchdog would come later)."""
+    assert emulator.world.live_ids() == []
     history = emulator.world.history()
     assert len(history) == 1
     assert history[0]["destroyed"]
@@ -36,6 +37,7 @@ def test_the_sample_passes_on_the_instance_and_fails_here(project: Path, remote_
     assert "synced" in synced and "to /workspace/dumont-remote/remote_project" in synced
     assert any(line.strip().startswith("remote sync") for line in lines), output
     assert any(line.strip().startswith("remote setup") for line in lines), output
+    assert "  destroyed: yes (confirmed)" in lines  # before the reports were written
     destroyed_all(emulator)
 
     # Ordinary reports: junit XML with each test's numbers, the JSON report with the sync and setup phases.
@@ -136,4 +138,22 @@ def test_ctrl_c_destroys_the_instance(project: Path, remote_pytest, where: str):
     inner.send_signal(signal.SIGINT)
     output = finish(inner, timeout=60)
     assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    destroyed_all(emulator)
+
+
+def test_paths_x_and_lf_select_on_the_instance_as_they_do_here(project: Path, remote_pytest):
+    (project / "tests" / "test_mixed.py").write_text(FAILING_AND_CRASHING)
+    # A path with a node id (remapped into the synced tree), and -x: the crash and the last test never run.
+    inner, emulator = remote_pytest(
+        project, "-q", "-x", "tests/test_mixed.py", "tests/test_on_instance.py::test_sees_the_gpu"
+    )
+    output = finish(inner)
+    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output  # pytest-xdist's exit for -x
+    assert "stopping after 1 failures" in output and "1 failed" in output and "crashed" not in output, output
+    destroyed_all(emulator)
+    # --lf on the next run: the last-failed cache goes with the tree, so the instance runs only that test.
+    inner, emulator = remote_pytest(project, "-q", "--lf")
+    output = finish(inner)
+    assert inner.returncode == pytest.ExitCode.TESTS_FAILED, output
+    assert "1 failed in" in output and "passed" not in output and "crashed" not in output, output
     destroyed_all(emulator)

@@ -157,3 +157,35 @@ def test_paths_x_and_lf_select_on_the_instance_as_they_do_here(project: Path, re
     assert inner.returncode == pytest.ExitCode.TESTS_FAILED, output
     assert "1 failed in" in output and "passed" not in output and "crashed" not in output, output
     destroyed_all(emulator)
+
+
+WAITS = "import time\nfrom pathlib import Path\n\n\ndef test_waits():\n    Path('test-started').touch()\n"
+WAITS += "    time.sleep(300)\n"
+
+
+def test_a_lost_connection_names_the_instance_and_destroys_it(project: Path, remote_pytest):
+    (project / "tests" / "test_waits.py").write_text(WAITS)
+    inner, emulator = remote_pytest(project, "-p", "no:cacheprovider")
+
+    def started() -> bool:
+        tree = remote_tree(emulator, project.name)
+        return inner.poll() is not None or bool(tree and (tree / "test-started").exists())
+
+    wait_for(started, what="the test to start on the instance")
+    (instance_id,) = emulator.world.live_ids()
+    emulator.world.host(instance_id).close()  # the machine stops answering SSH; the API still shows it running
+    output = finish(inner, timeout=120)
+    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert f"lost the connection to instance {instance_id} (dumont-" in output, output
+    assert "tests/test_waits.py::test_waits" in output and "the instance was destroyed" in output
+    destroyed_all(emulator)
+
+
+def test_a_hanging_test_is_stopped_by_max_minutes(project: Path, remote_pytest):
+    (project / "tests" / "test_waits.py").write_text(WAITS)
+    inner, emulator = remote_pytest(project, "-p", "no:cacheprovider", "--dumont-max-minutes=0.05")
+    output = finish(inner, timeout=120)
+    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "tests/test_waits.py::test_waits ran past --dumont-max-minutes=0.05 on instance" in output, output
+    assert "the instance was destroyed, which stopped the run" in output
+    destroyed_all(emulator)

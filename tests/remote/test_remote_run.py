@@ -5,6 +5,7 @@ ordinary pytest reports, and every path ends with the instance destroyed (checke
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,12 +118,16 @@ def test_a_failing_setup_shows_its_output_and_destroys_the_instance(project: Pat
     destroyed_all(emulator)
 
 
-@pytest.mark.parametrize("where", ["setup", "test"])
-def test_ctrl_c_destroys_the_instance(project: Path, remote_pytest, where: str):
-    # The setup, or a test, leaves a file in the synced tree on the instance and then waits: Ctrl-C comes there.
+@pytest.mark.parametrize(
+    ("where", "signum"),
+    [("setup", signal.SIGINT), ("test", signal.SIGINT), ("test", signal.SIGTERM), ("test", signal.SIGKILL)],
+    ids=["ctrl-c-in-setup", "ctrl-c-in-a-test", "sigterm-in-a-test", "sigkill-in-a-test"],
+)
+def test_an_interrupted_run_destroys_the_instance(project: Path, remote_pytest, where: str, signum: int):
+    # The setup, or a test, leaves a file in the synced tree on the instance and then waits: the signal comes there.
     setup = "touch setup-started && sleep 300" if where == "setup" else None
     test = "import time\nfrom pathlib import Path\n\n\ndef test_waits():\n    Path('test-started').touch()\n"
-    test += "    time.sleep(300)  # until the Ctrl-C\n"
+    test += "    time.sleep(300)  # until the signal\n"
     (project / "tests" / "test_waits.py").write_text(test)
     if setup is None:
         inner, emulator = remote_pytest(project, "-p", "no:cacheprovider")
@@ -135,9 +140,13 @@ def test_ctrl_c_destroys_the_instance(project: Path, remote_pytest, where: str):
 
     wait_for(reached, what=f"the {where} to start on the instance")
     assert inner.poll() is None, finish(inner)
-    inner.send_signal(signal.SIGINT)
+    inner.send_signal(signum)
     output = finish(inner, timeout=60)
-    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    if signum == signal.SIGKILL:  # nothing in pytest runs: the watchdog destroys it once pytest is gone
+        assert inner.returncode == -signal.SIGKILL
+        wait_for(lambda: not emulator.world.live_ids(), what="the watchdog to destroy the instance")
+    else:
+        assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
     destroyed_all(emulator)
 
 
@@ -188,4 +197,17 @@ def test_a_hanging_test_is_stopped_by_max_minutes(project: Path, remote_pytest):
     assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "tests/test_waits.py::test_waits ran past --dumont-max-minutes=0.05 on instance" in output, output
     assert "the instance was destroyed, which stopped the run" in output
+    destroyed_all(emulator)
+
+
+@pytest.mark.package_index
+def test_the_default_setup_makes_a_venv_with_the_project_and_the_runners_pytest(project: Path, remote_pytest):
+    # No --dumont-remote-setup: pip installs the runner's pytest, pytest-xdist and execnet versions and the project
+    # (from the package index this machine reaches), in .dumont-venv beside the synced tree.
+    shutil.rmtree(project / "vendor")
+    inner, emulator = remote_pytest(project, "-p", "no:cacheprovider", "-q", setup=None)
+    output = finish(inner, timeout=600)
+    assert inner.returncode == 0, output
+    assert "2 passed" in output
+    assert "dumont remote: setup done in" in output
     destroyed_all(emulator)

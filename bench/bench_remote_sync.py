@@ -107,9 +107,21 @@ import json, subprocess, time
 import pytest
 
 STARTED = []
+MARKS = {}
 
 def pytest_xdist_setupnodes(config, specs):
     STARTED.append(time.perf_counter())  # setup is done: the first gateway is about to be made
+
+def pytest_testnodeready(node):
+    MARKS.setdefault("worker ready", time.perf_counter() - STARTED[0])
+
+def pytest_xdist_node_collection_finished(node, ids):
+    MARKS.setdefault("collected", time.perf_counter() - STARTED[0])
+
+def pytest_runtest_logreport(report):
+    if hasattr(report, "node"):
+        MARKS.setdefault("first report", time.perf_counter() - STARTED[0])
+        MARKS["last report"] = time.perf_counter() - STARTED[0]
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
@@ -132,7 +144,8 @@ def pytest_sessionfinish(session):
                           capture_output=True, text=True)
     direct = time.perf_counter() - started
     out = config.rootpath.parent / "timing.json"
-    out.write_text(json.dumps({"gateway": config._bench_gateway, "direct": direct, "tail": done.stdout[-200:]}))
+    figures = {"gateway": config._bench_gateway, "marks": MARKS, "direct": direct, "tail": done.stdout[-200:]}
+    out.write_text(json.dumps(figures))
     return (yield)
 """
 
@@ -162,6 +175,7 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
     print(f"{count} tests through the gateway (one worker: gateway, start, collect, run, stop): {gateway_s:.2f} s")
     print(f"the same run directly by pytest over one SSH command: {direct_s:.2f} s ({timing['tail'].strip()})")
     print(f"ratio gateway / direct: {gateway_s / direct_s:.2f}")
+    print("gateway milestones (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing["marks"].items()))
 
 
 def main() -> None:

@@ -37,7 +37,9 @@ from pytest_dumont.vast.offers import OfferFilters
 VENDORED = ("pytest", "pluggy", "iniconfig", "packaging", "execnet", "pytest-xdist", "pygments")
 SETUP = (
     "python3 -m venv --without-pip .dumont-venv && "
-    'echo "$PWD/vendor" > "$(echo .dumont-venv/lib/python3*/site-packages)/vendor.pth"'
+    'echo "$PWD/vendor" > "$(echo .dumont-venv/lib/python3*/site-packages)/vendor.pth" && '
+    # pip compiles what it installs; so does this setup, or the first of the two runs would pay for it.
+    "python3 -m compileall -q vendor"
 )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from pytest_dumont.secrets.redact import redact
 from pytest_dumont.ssh.streams import LiveStream
 
 VENV = ".dumont-venv"
@@ -68,12 +69,17 @@ def run_setup(connection: Any, remote_dir: str, command: str, timeout: float) ->
     with LiveStream(connection, wrapped) as stream:
         stream.channel.settimeout(timeout)
         stream.channel.shutdown_write()
-        chunks = []
+        chunks: list[bytes] = []
         try:
             while chunk := stream.recv():
                 chunks.append(chunk)
         except TimeoutError:
             chunks.append(f"\n[pytest-dumont: the setup ran past {timeout:g} s and was stopped]\n".encode())
-            return SetupResult(command, -1, b"".join(chunks).decode(errors="replace"), time.monotonic() - started)
+            return SetupResult(command, -1, _text(chunks), time.monotonic() - started)
         status, _ = stream.finish()
-    return SetupResult(command, status, b"".join(chunks).decode(errors="replace"), time.monotonic() - started)
+    return SetupResult(command, status, _text(chunks), time.monotonic() - started)
+
+
+def _text(chunks: list[bytes]) -> str:
+    """The output as shown and kept: the instance's own API key (in its environment on Vast) and others redacted."""
+    return redact(b"".join(chunks).decode(errors="replace"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dumont.remote.tree import FileEntry
+from pytest_dumont.secrets.redact import redact
 from pytest_dumont.ssh.streams import LiveStream
 
 MANIFEST_NAME = ".dumont-sync.json"
@@ -127,7 +128,7 @@ def sync_tree(connection: Any, root: Path, manifest: dict[str, FileEntry], remot
         status, stderr = stream.finish()
     if status != 0:
         hint = " (is python3 on the instance's PATH?)" if status == 127 else ""
-        raise SyncError(f"the sync command exited with {status}{hint}: {stderr[-2000:]}")
+        raise SyncError(f"the sync command exited with {status}{hint}: {redact(stderr[-2000:])}")
     return SyncResult(
         absolute,
         len(changed),
@@ -146,7 +147,7 @@ def _read_line(stream: LiveStream) -> dict[str, Any]:
         if not chunk:
             status, stderr = stream.finish()
             hint = " (is python3 on the instance's PATH?)" if status == 127 else ""
-            raise SyncError(f"the sync command exited with {status}{hint}: {stderr[-2000:]}")
+            raise SyncError(f"the sync command exited with {status}{hint}: {redact(stderr[-2000:])}")
         buffer += chunk
     line = buffer.partition(b"\n")[0]
     state: dict[str, Any] = json.loads(line)

@@ -106,12 +106,14 @@ def test_a_test_that_does_not_import_there_shows_the_import_error(project: Path,
 
 
 def test_a_failing_setup_shows_its_output_and_destroys_the_instance(project: Path, remote_pytest):
-    setup = "echo preparing the venv; echo 'pip: no matching distribution for torch' >&2; exit 7"
+    setup = "echo preparing the venv; echo key=$CONTAINER_API_KEY; "
+    setup += "echo 'pip: no matching distribution for torch' >&2; exit 7"
     inner, emulator = remote_pytest(project, "-p", "no:cacheprovider", setup=setup)
     output = finish(inner)
     assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "remote setup failed on instance" in output and "(exit 7)" in output
     assert "preparing the venv" in output
+    assert "key=***" in output  # the instance's own API key, in its environment as on Vast, is never shown
     assert "pip: no matching distribution for torch" in output
     assert "the setup command exited with 7" in output and "the instance was destroyed" in output
     assert "PASSED" not in output and "passed" not in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from typing import Any
 
@@ -32,6 +33,16 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # After xdist's (tryfirst), before any pytest_configure: remote mode makes this run an xdist controller.
+    if config.getoption("dumont_remote", None) or config.getini("dumont_remote") or os.environ.get("DUMONT_REMOTE"):
+        resolved = settings.resolve(config)
+        if resolved.remote and not hasattr(config, "workerinput"):
+            from pytest_dumont.remote import session as remote
+
+            remote.prepare_xdist(config, resolved)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     resolved = settings.resolve(config)
@@ -49,6 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
         state.clock = VirtualClock()
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
+    if resolved.remote and not hasattr(config, "workerinput"):
+        from pytest_dumont.remote import session as remote
+
+        remote.configure(config, state)
     # The budget's hooks (max-minutes, keep-on-failure, budget warnings) are registered by safety.arm with the pool.
     if resolved.check_secrets:
         from pytest_dumont.secrets import check as secret_check

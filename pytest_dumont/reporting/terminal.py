@@ -35,7 +35,7 @@ def phase_rows(record: InstanceRecord) -> list[tuple[str, float, str]]:
         for name in PROVISIONING_PHASES
         if any(p.name == name for p in record.phases)
     ]
-    users = [p for p in record.phases if p.kind == "user"]
+    users = [p for p in record.phases if p.kind in ("user", "remote")]  # remote: --dumont-remote's sync and setup
     rows += [(p.name, p.duration, p.outcome) for p in users]
     if record.ready_at is not None:
         destroy_started = next((p.started for p in record.phases if p.name == "destroy"), None)

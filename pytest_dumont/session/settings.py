@@ -381,6 +381,39 @@ OPTIONS: tuple[OptionSpec, ...] = (
         env="DUMONT_JSON",
         metavar="PATH",
     ),
+    OptionSpec(
+        "remote",
+        parse_switch,
+        "no",
+        "run the selected tests on a rented instance through pytest-xdist's SSH gateway: the working tree is "
+        "synced there and an environment set up first (docs/remote.md)",
+        env="DUMONT_REMOTE",
+        switch=True,
+    ),
+    OptionSpec(
+        "remote-max-mb",
+        parse_positive_float,
+        "200",
+        "largest working tree --dumont-remote sends, in MB: a larger one is refused before anything is sent",
+        metavar="MB",
+    ),
+    OptionSpec(
+        "remote-setup",
+        parse_text,
+        "",
+        "shell command that prepares the instance's environment in the synced tree, instead of the default "
+        "(a venv with the project, pytest and pytest-xdist)",
+        metavar="CMD",
+    ),
+    OptionSpec(
+        "remote-python",
+        parse_text,
+        "",
+        "the interpreter the remote workers run, relative to the synced tree or absolute "
+        "(default: .dumont-venv/bin/python, which the default setup makes)",
+        metavar="PATH",
+    ),
+    OptionSpec("remote-workers", parse_positive_int, "1", "pytest-xdist worker processes on the instance", metavar="N"),
 )
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
 
@@ -429,6 +462,11 @@ class Settings:
     check_secrets: bool = False
     webhook_url: str | None = None  # None: no events are sent
     json_path: str | None = None  # --dumont-json: where the run's JSON report goes; None: nowhere
+    remote: bool = False  # --dumont-remote: the tests themselves run on the instance
+    remote_max_mb: float = 200.0
+    remote_setup: str | None = None  # None: the default setup (a venv with the project, pytest, pytest-xdist)
+    remote_python: str | None = None  # None: the default setup's venv
+    remote_workers: int = 1
 
     @property
     def spends_money(self) -> bool:
@@ -562,6 +600,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         check_secrets=values["check-secrets"][0],
         webhook_url=values["webhook"][0],
         json_path=values["json"][0],
+        remote=values["remote"][0],
+        remote_max_mb=values["remote-max-mb"][0],
+        remote_setup=values["remote-setup"][0],
+        remote_python=values["remote-python"][0],
+        remote_workers=values["remote-workers"][0],
     )
 
 

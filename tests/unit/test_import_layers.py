@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pytest_dumont.cassettes",),
     ("pytest_dumont.reporting", "pytest_dumont.secrets.check"),
     ("pytest_dumont.session",),
+    ("pytest_dumont.remote",),
     ("pytest_dumont.fixtures", "pytest_dumont.plugin", "pytest_dumont.cli", "pytest_dumont.commands",
      "pytest_dumont.scenarios"),
 ]  # fmt: skip

@@ -139,6 +139,8 @@ class SharedInstance:
 
     def _release(self, reason: str) -> None:
         """Destroy the instance now, on a thread (the controller keeps scheduling); the session's end waits for it."""
+        if self.pool.adopter is not None:
+            return  # --dumont-reuse: it is parked at the session's end for the next run, not destroyed now
         if self.release is None:
             self.release = threading.Thread(
                 target=self._destroy_now, args=(reason,), name="dumont-shared-release", daemon=True

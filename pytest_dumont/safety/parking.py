@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dumont.errors import DumontError, HostKeyChanged, InstanceNotFound
+from pytest_dumont.errors import BudgetExceeded, DumontError, HostKeyChanged, InstanceNotFound
 from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
+from pytest_dumont.safety.budget import Budget
 from pytest_dumont.safety.deadman import DeadmanSwitch
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
 from pytest_dumont.secrets.redact import redact
@@ -401,6 +402,10 @@ class Parking:
             except DumontError:
                 self._set_entry(entry.label, state="parked", note=entry.note)
                 raise
+        refusal = self._over_budget(offer, parked_for)
+        if refusal is not None:
+            self._discard(entry, record, "was not adopted: it would pass the budget", destroy=True)
+            raise BudgetExceeded(refusal)
         try:
             instance = self.provisioner.client.show_instance(entry.instance_id)
         except InstanceNotFound:
@@ -456,6 +461,22 @@ class Parking:
             self._warn(f"adopted instance {entry.instance_id}, but the ledger file was not updated: {exc.message}")
         remove_key_dir(entry, self.state_dir)
         return ReadyInstance(record=record, target=target, connection=connection)
+
+    def _over_budget(self, offer: Offer, parked_for: float) -> str | None:
+        """Why adopting would pass ``--dumont-budget``: its time parked is this session's spend, plus the rental's
+        projection (``safety.budget``). Then it is destroyed: parked again, it would bill on with nobody to pay."""
+        budget = self.provisioner.budget
+        if not isinstance(budget, Budget):
+            return None
+        parked_usd = offer.dph_total * parked_for / 3600.0
+        projected = budget.projected(offer, self.provisioner.ledger, self.provisioner.clock.now()) + parked_usd
+        if projected <= budget.limit_usd:
+            return None
+        return (
+            f"adopting parked instance ({offer.gpu_name}, ${offer.dph_total:.4f}/h) projects ${projected:.4f}, "
+            f"${parked_usd:.4f} of it parked before this session, over --dumont-budget=${budget.limit_usd:g}: "
+            "it was destroyed. Raise the budget, or release parked instances sooner (`dumont release`)"
+        )
 
     def _discard(self, entry: LedgerEntry, record: InstanceRecord, why: str, destroy: bool) -> None:
         """An unusable parked instance: destroy it if it still exists, clean its entry and keys, and say so."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +10,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # polling.wait_for: one helper for the suite
-
-GPU_TEST = """
-import os
-
-def test_gpu(ssh_session, vast_gpu):
-    with open(os.environ["DUMONT_TEST_OUT"], "a") as out:
-        out.write(f"{vast_gpu.id}\\n")
-    ssh_session.run("touch /workspace/left-by-$$", hide=True)
-"""
+from reuse_helpers import GPU_TEST
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +25,16 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def used_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
-    """The instance id each GPU test of the inner runs got, in order."""
-    out = tmp_path / "used-ids.txt"
+def used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[tuple[int, int]]]:
+    """(instance id, files found in /workspace) for each GPU test the inner runs ran, in order."""
+    out = tmp_path / "used.txt"
     monkeypatch.setenv("DUMONT_TEST_OUT", str(out))
-    return lambda: [int(line) for line in out.read_text().split()] if out.exists() else []
+
+    def read() -> list[tuple[int, int]]:
+        lines = out.read_text().splitlines() if out.exists() else []
+        return [(int(a), int(b)) for a, b in (line.split() for line in lines)]
+
+    return read
 
 
 @pytest.fixture
@@ -64,26 +59,3 @@ def run(pytester: pytest.Pytester, emulator: Any) -> Callable[..., pytest.RunRes
         )  # fmt: skip
 
     return run_once
-
-
-def ledger_entries(state_dir: Path) -> list[dict[str, Any]]:
-    path = state_dir / "ledger.json"
-    return json.loads(path.read_text())["entries"] if path.exists() else []
-
-
-def entry_of(state_dir: Path, instance_id: int) -> dict[str, Any]:
-    (entry,) = [e for e in ledger_entries(state_dir) if e["instance_id"] == instance_id]
-    return entry
-
-
-def dumont(*args: str, env: dict[str, str] | None = None) -> Any:
-    import subprocess
-
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_dumont.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )

@@ -23,7 +23,7 @@ from pytest_dumont.safety import budget as budget_hooks
 from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir
-from pytest_dumont.safety.parking import Parking
+from pytest_dumont.safety.parking import ParkedSummary, Parking
 from pytest_dumont.safety.reap import reap
 from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
 from pytest_dumont.session.state import get_state
@@ -178,11 +178,11 @@ def _arm_parking(
         warnings=safety.guard.warnings,
     )
     pool.adopter = parking
-    name = "dumont-parking"
-    previous = config.pluginmanager.get_plugin(name)
-    if previous is not None:
-        config.pluginmanager.unregister(previous, name)
-    config.pluginmanager.register(parking, name)
+    for name, plugin in (("dumont-parking", parking), ("dumont-parked-summary", ParkedSummary(ledger, api_url))):
+        previous = config.pluginmanager.get_plugin(name)
+        if previous is not None:
+            config.pluginmanager.unregister(previous, name)
+        config.pluginmanager.register(plugin, name)
     return parking
 
 

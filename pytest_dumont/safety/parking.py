@@ -37,7 +37,7 @@ import pytest
 from pytest_dumont.errors import BudgetExceeded, DumontError, HostKeyChanged, InstanceNotFound
 from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
 from pytest_dumont.safety.budget import Budget
-from pytest_dumont.safety.deadman import DeadmanSwitch
+from pytest_dumont.safety.deadman import DeadmanSwitch, ssh_runner
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
 from pytest_dumont.secrets.redact import redact
 from pytest_dumont.vast.models import Offer, StatusChange
@@ -173,11 +173,30 @@ def _host_lines(known_hosts: Path, host: str, port: int) -> list[str]:
     return [line for line in text.splitlines() if line.split(" ", 1)[0] == name]
 
 
+class ParkedSummary:
+    """A pytest plugin that ends the terminal summary with a loud line per instance parked for this API."""
+
+    def __init__(self, ledger: LedgerFile, api_url: str) -> None:
+        self.ledger = ledger
+        self.api_url = api_url.rstrip("/")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        try:
+            entries = parked_entries(self.ledger, self.api_url)
+        except DumontError as exc:
+            terminalreporter.write_line(f"DUMONT WARNING: cannot list parked instances: {exc.message}", red=True)
+            return
+        for entry, info in entries:
+            if info is not None and entry.instance_id is not None and info.expires > time.time():
+                line = loud_line(entry.instance_id, info.dph_total, info.expires)
+                terminalreporter.write_line(line, red=True, bold=True)
+
+
 class Parking:
     """One session's side of reuse: parks its clean instances at the end, adopts parked ones before renting.
 
-    Also a pytest plugin (registered by ``safety.arming``): it learns of an interrupt, and ends the terminal summary
-    with a loud line per parked instance.
+    Also a pytest plugin (registered by ``safety.arming``, beside a ``ParkedSummary``): it learns of an interrupt.
     """
 
     def __init__(
@@ -216,18 +235,6 @@ class Parking:
     def pytest_keyboard_interrupt(self) -> None:
         self.interrupted = True  # Ctrl-C, SIGTERM or SIGHUP: the session's instances are destroyed, never parked
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        try:
-            entries = parked_entries(self.ledger, self.api_url)
-        except DumontError as exc:
-            terminalreporter.write_line(f"DUMONT WARNING: cannot list parked instances: {exc.message}", red=True)
-            return
-        for entry, info in entries:
-            if info is not None and entry.instance_id is not None and info.expires > time.time():
-                line = loud_line(entry.instance_id, info.dph_total, info.expires)
-                terminalreporter.write_line(line, red=True, bold=True)
-
     # --- parking ------------------------------------------------------------------------------------------------
 
     def session_ending(self) -> None:
@@ -247,12 +254,11 @@ class Parking:
             return False
         if self.renewer is not None:
             self.renewer.stop()  # else a renewal could push the deadline past the parking's
-        from pytest_dumont.ssh.connect import run_checked
-
         seconds = self.minutes * 60.0
         expires = time.time() + seconds
+        run = ssh_runner(self.provisioner.ssh_key, self.provisioner.known_hosts, timeout=SSH_TIMEOUT_S)
         try:
-            run_checked(instance.connection, DeadmanSwitch(seconds).renew_command(), timeout=SSH_TIMEOUT_S)
+            run(record, DeadmanSwitch(seconds).renew_command())  # its own connection: the test's is timed, recorded
         except Exception as exc:
             self._warn(f"instance {record.instance_id} could not be parked (setting its deadline: {exc}); destroyed")
             return False

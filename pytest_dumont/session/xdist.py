@@ -184,12 +184,25 @@ def controller_start(config: pytest.Config) -> SharedInstance | None:
         return None
     settings = state.settings
     if settings.xdist_mode != "shared" or settings.uses_cassettes:
+        _name_parked_instances(config)
         return None
     shared = SharedInstance(config)
     config.stash[SHARED_KEY] = shared
     config.pluginmanager.register(shared, "dumont-shared")
     shared.start()
     return shared
+
+
+def _name_parked_instances(config: pytest.Config) -> None:
+    """Per-worker mode with ``--dumont-reuse``: the workers park their own; the controller's summary names them."""
+    settings = get_state(config).settings
+    if settings.xdist_mode != "per-worker" or settings.reuse_min <= 0:
+        return
+    from pytest_dumont.safety.arming import ledger_file, reuse_refusal
+    from pytest_dumont.safety.parking import ParkedSummary
+
+    if reuse_refusal(config) is None:
+        config.pluginmanager.register(ParkedSummary(ledger_file(config), settings.api_url), "dumont-parked-summary")
 
 
 @dataclass

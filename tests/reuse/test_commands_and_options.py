@@ -78,6 +78,15 @@ def test_xdist_shared_mode_parks_the_controllers_instance_and_the_next_run_adopt
     second.stdout.fnmatch_lines(["*adopt parked instance*", f"PARKED instance {first_id} billing*"])
 
 
+def test_xdist_per_worker_mode_names_the_workers_parked_instances_in_the_controllers_summary(run, emulator, used):
+    first = run("--dumont-reuse=5", "-n", "2", "--dumont-xdist=per-worker")
+    first.assert_outcomes(passed=1)
+    ((instance_id, _),) = used()
+    first.stdout.fnmatch_lines([f"PARKED instance {instance_id} billing*"])
+    run("--dumont-reuse=5", "-n", "2", "--dumont-xdist=per-worker").assert_outcomes(passed=1)
+    assert [i for i, _ in used()] == [instance_id, instance_id]
+
+
 def test_the_options_resolve_from_flag_ini_and_environment(pytester, monkeypatch):
     pytester.makepyfile(
         test_settings="""

@@ -9,8 +9,9 @@ What is measured, per run: ``pytest_sessionstart`` (written down by the suite's 
 test's body (written down by the test), in wall seconds; and, from the run's JSON report, how long the GPU test
 waited for its instance and, in an adopting run, the ``adopt`` phase itself (claim, API check, SSH with the pinned
 key, deadline pushed on, key attached). The rest is the session's start-up (imports of the SSH stack, the watchdog's
-start, the pool opened at the end of collection), which every run pays. The ratio is the first run's time over the
-adopting runs' median.
+start, the pool opened at the end of collection), which every run pays. As a floor, the same is measured for a run
+whose only test uses no instance (pytest and the plugin starting, nothing rented or adopted). The ratio is the first
+run's time over the adopting runs' median.
 At the end every parked instance is released. Usage: ``python bench/bench_reuse.py [-n 3] [--factor 1]``.
 Nothing is asserted.
 """
@@ -31,6 +32,14 @@ import time
 
 def pytest_sessionstart(session):
     with open("session_start", "w") as f:
+        f.write(repr(time.time()))
+"""
+
+PLAIN = """
+import time
+
+def test_plain():
+    with open("gpu_start", "w") as f:
         f.write(repr(time.time()))
 """
 
@@ -60,13 +69,15 @@ def environment(api: tuple[str, str], state: Path) -> dict[str, str]:
     return env
 
 
-def run(root: Path, env: dict[str, str], url: str) -> dict[str, float]:
+def run(root: Path, env: dict[str, str], url: str, test: str = "test_suite.py") -> dict[str, float]:
     """One pytest process with --dumont-reuse: session start to GPU test start, the test's wait, the adopt phase."""
     for name in ("session_start", "gpu_start", "report.json"):
         (root / name).unlink(missing_ok=True)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "dumont", "-p", "no:cacheprovider", "--dumont-json=report.json"]
     args += ["--dumont-mode=emulator", f"--dumont-api-url={url}", "--dumont-reuse=10", "--dumont-boot-timeout=300"]
-    subprocess.run(args, cwd=root, check=True, capture_output=True, text=True, env=env)
+    subprocess.run([*args, test], cwd=root, check=True, capture_output=True, text=True, env=env)
+    if test == "test_plain.py":
+        return {"to_gpu_test": float((root / "gpu_start").read_text()) - float((root / "session_start").read_text())}
     (instance,) = json.loads((root / "report.json").read_text())["instances"]
     return {
         "to_gpu_test": float((root / "gpu_start").read_text()) - float((root / "session_start").read_text()),
@@ -88,10 +99,14 @@ def main() -> None:
             (root / "pytest.ini").write_text("[pytest]\n")
             (root / "conftest.py").write_text(CONFTEST)
             (root / "test_suite.py").write_text(SUITE)
+            (root / "test_plain.py").write_text(PLAIN)
             env = environment((url, key), state)
             try:
                 first = run(root, env, url)
-                adopting = [run(root, env, url) for _ in range(args.rounds)]
+                adopting, floor = [], []
+                for _ in range(args.rounds):  # alternating, so that both see the same load
+                    adopting.append(run(root, env, url))
+                    floor.append(run(root, env, url, "test_plain.py")["to_gpu_test"])
             finally:
                 release = [sys.executable, "-m", "pytest_dumont.cli", "release", "--all"]
                 subprocess.run(release, env=env, check=False, capture_output=True, text=True)
@@ -109,6 +124,7 @@ def main() -> None:
         f"adopt {statistics.median(r['adopt'] for r in adopting):.3f}  (to GPU test min {min(totals):.3f}, "
         f"max {max(totals):.3f})"
     )
+    print(f"floor: a run that rents nothing     {statistics.median(floor):8.3f}  (min {min(floor):.3f})")
     print(f"first / adopting                  {first['to_gpu_test'] / second:8.1f}x")
 
 

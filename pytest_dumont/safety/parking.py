@@ -429,8 +429,12 @@ class Parking:
             self._discard(entry, record, f"is not running ({instance.status})", destroy=True)
             return None
         key_dir = Path(info.key_dir)
-        pinned = (key_dir / KNOWN_HOSTS_NAME).read_text(encoding="ascii")
-        key = SessionKey(key_dir / KEY_NAME, (key_dir / PUBLIC_NAME).read_text(encoding="ascii").strip())
+        try:
+            pinned = (key_dir / KNOWN_HOSTS_NAME).read_text(encoding="ascii")
+            key = SessionKey(key_dir / KEY_NAME, (key_dir / PUBLIC_NAME).read_text(encoding="ascii").strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            self._discard(entry, record, f"has unreadable key files ({exc})", destroy=True)
+            return None
         target = SSHTarget(info.host, info.port)
         try:
             connection = connect(target, key, key_dir / KNOWN_HOSTS_NAME, timeout=SSH_TIMEOUT_S)

@@ -285,8 +285,12 @@ class Parking:
         if self.watchdog is not None:
             try:
                 self.watchdog.ended(record.label, record.instance_id, "parked")  # from now on it spares it
-            except DumontError as exc:
-                self._warn(f"instance {record.instance_id}: the watchdog was not told it is parked ({exc.message})")
+            except DumontError as exc:  # it would destroy the instance at goodbye: destroy it now, as unparked
+                shutil.rmtree(key_dir, ignore_errors=True)
+                with contextlib.suppress(DumontError):
+                    self._set_entry(record.label, state="live", note="parking undone", parking=None)
+                self._warn(f"instance {record.instance_id} not parked: the watchdog did not answer ({exc.message})")
+                return False
         record.parked_at = self.provisioner.clock.now()
         record.parked_until = expires
         self.parked.append(record)

@@ -73,9 +73,9 @@ def reap(
                 if entry.instance_id is not None:
                     protected.add(entry.instance_id)
                 continue
-            if entry.state == "parked":
-                parked_out.append(entry)  # expired (its switch has destroyed it, or should have): confirm it gone
-            elif entry.owner_running():
+            if entry.parking:
+                parked_out.append(entry)  # expired, or being adopted by a dead process: its keys go once it is gone
+            if entry.state != "parked" and entry.owner_running():
                 report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
                 if entry.instance_id is not None:
                     protected.add(entry.instance_id)

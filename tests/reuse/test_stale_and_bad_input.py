@@ -61,6 +61,7 @@ def test_a_parked_instance_that_cannot_be_adopted_is_cleaned_and_a_fresh_one_ren
     second.stdout.fnmatch_lines([f"DUMONT WARNING: parked instance {parked_id} {why}*not adopted, the entry cleaned"])
     assert parked_id not in emulator.world.live_ids()  # stopped or another key: destroyed, it still billed
     assert entry_of(state_dir, parked_id)["state"] == "destroyed"
+    assert not (state_dir / "parked" / entry["label"]).exists()
     assert not key_dir.exists()
     assert entry_of(state_dir, fresh_id)["state"] == "parked"
 
@@ -181,3 +182,17 @@ def dumont(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest_dumont.cli", *args], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def test_an_adopting_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(
+    run, emulator, used, state_dir
+):
+    # Killed between its claim and its watchdog's registration, a session leaves an ``adopting`` entry of a dead pid.
+    parked_id, entry = park_one(run, used, state_dir)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    edit_entry(state_dir, parked_id, lambda e: e.update(state="adopting", pid=gone.pid))
+    run().assert_outcomes(passed=1)  # no reuse: only its start-up sweep looks at the ledger file
+    assert parked_id not in emulator.world.live_ids()
+    assert entry_of(state_dir, parked_id)["state"] == "destroyed"
+    assert not (state_dir / "parked" / entry["label"]).exists()

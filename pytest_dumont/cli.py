@@ -18,7 +18,7 @@ from types import ModuleType
 from pytest_dumont import __version__
 
 # module names under pytest_dumont.commands, in the order --help lists them
-SUBCOMMANDS: tuple[str, ...] = ("emulator", "offers", "report", "reap", "check_secrets", "test")
+SUBCOMMANDS: tuple[str, ...] = ("emulator", "offers", "report", "reap", "parked", "release", "check_secrets", "test")
 
 
 def _load(name: str) -> ModuleType:

@@ -97,6 +97,13 @@ class InstanceWatcher(Protocol):
         """``outcome``: destroyed, teardown_failed, kept or nothing_rented. Must not raise."""
 
 
+class InstanceAdopter(Protocol):
+    """Hands over an instance an earlier session parked for the same request (``safety.parking.Parking``)."""
+
+    def adopt(self, request: ProvisionRequest) -> ReadyInstance | None:
+        """A ready instance for ``request``, or None when there is none to adopt (then one is rented)."""
+
+
 class SpendCap(Protocol):
     """Decides whether renting ``offer`` now keeps the session within its budget (``budget.Budget`` fits)."""
 

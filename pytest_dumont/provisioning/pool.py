@@ -7,16 +7,19 @@ renting again (a broken offer market must not cost once per test).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from pytest_dumont.errors import DumontError, TeardownError
+from pytest_dumont.provisioning.contracts import InstanceAdopter
 from pytest_dumont.provisioning.provisioner import Provisioner, ProvisionRequest, ReadyInstance
 
 
 class InstancePool:
     """Hands out ready instances by request and owns their teardown."""
 
-    def __init__(self, provisioner: Provisioner) -> None:
+    def __init__(self, provisioner: Provisioner, adopter: InstanceAdopter | None = None) -> None:
         self.provisioner = provisioner
+        self.adopter = adopter  # --dumont-reuse: a parked instance is adopted before anything is rented
         self._lock = threading.Lock()
         self._ready: dict[ProvisionRequest, ReadyInstance] = {}
         self._failed: dict[ProvisionRequest, DumontError] = {}
@@ -31,12 +34,20 @@ class InstancePool:
             if request in self._failed:
                 raise self._failed[request]
             try:
-                ready = self.provisioner.provision(request)
+                ready = self.rent(request)
             except DumontError as exc:
                 self._failed[request] = exc
                 raise
             self._ready[request] = ready
             return ready
+
+    def rent(self, request: ProvisionRequest) -> ReadyInstance:
+        """A parked instance adopted for ``request`` if there is one (``--dumont-reuse``), else a new rental."""
+        if self.adopter is not None:
+            adopted = self.adopter.adopt(request)
+            if adopted is not None:
+                return adopted
+        return self.provisioner.provision(request)
 
     def adopt(self, request: ProvisionRequest, outcome: ReadyInstance | DumontError) -> None:
         """Take what a background thread provisioned (or why it failed) for ``request``, as if ``acquire`` had.
@@ -60,13 +71,19 @@ class InstancePool:
         """
         self.provisioner.destroy(instance.record, instance.connection)
 
-    def close(self) -> None:
-        """Destroy every instance of the session, then anything else the ledger still holds as live."""
+    def close(self, park: Callable[[ProvisionRequest, ReadyInstance], bool] | None = None) -> None:
+        """Destroy every instance of the session, then anything else the ledger still holds as live.
+
+        ``park`` (``--dumont-reuse``, passed only when the session ends cleanly) is offered each instance still live
+        first; what it parks (it returns True) is left running for the next session, everything else is destroyed.
+        """
         errors: list[TeardownError] = []
         with self._lock:
-            ready, self._ready = list(self._ready.values()), {}
-        for instance in ready:
+            ready, self._ready = list(self._ready.items()), {}
+        for request, instance in ready:
             if instance.id in self.provisioner.kept:
+                continue
+            if park is not None and instance.record.live and park(request, instance):
                 continue
             try:
                 self.provisioner.destroy(instance.record, instance.connection)

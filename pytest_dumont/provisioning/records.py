@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pytest_dumont.vast.models import Offer, StatusChange
 
-PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh")
+PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh", "adopt")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ class InstanceRecord:
     tests: list[str] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # nvidia-smi and disk lines, for the report
+    # --dumont-reuse: parked at the end of this session (clock seconds; epoch seconds of its deadline), or adopted
+    # from a parked one, whose time parked before this session is billed here as its own line.
+    parked_at: float | None = None
+    parked_until: float | None = None
+    parked_before_s: float = 0.0
+    parked_before_usd: float = 0.0
     # The rates, fixed when the instance is created: every test's report prices its time with them.
     dph_base: float = field(init=False, repr=False)
     storage_dph: float = field(init=False, repr=False)
@@ -80,10 +86,13 @@ class InstanceRecord:
 
     @property
     def live(self) -> bool:
-        return self.destroyed_at is None
+        """Still this session's to destroy: neither destroyed nor parked for the next session."""
+        return self.destroyed_at is None and self.parked_at is None
 
     def end(self, now: float) -> float:
-        return self.destroyed_at if self.destroyed_at is not None else now
+        if self.destroyed_at is not None:
+            return self.destroyed_at
+        return self.parked_at if self.parked_at is not None else now
 
     def running_seconds(self, now: float) -> float:
         return max(0.0, self.end(now) - self.running_at) if self.running_at is not None else 0.0
@@ -102,12 +111,12 @@ class InstanceRecord:
         return self.storage_dph * self.exists_seconds(now) / 3600.0
 
     def billed_cost(self, now: float) -> float:
-        """GPU while running plus storage while existing (bandwidth is not known here)."""
-        return self.gpu_cost(now) + self.storage_cost(now)
+        """GPU while running plus storage while existing (bandwidth is not known here), plus any time parked before."""
+        return self.gpu_cost(now) + self.storage_cost(now) + self.parked_before_usd
 
     def simple_cost(self, now: float) -> float:
-        """The seed report's figure: dph_total x wall time."""
-        return self.dph_total * self.wall_seconds(now) / 3600.0
+        """The seed report's figure: dph_total x wall time, plus any time parked before this session."""
+        return self.dph_total * self.wall_seconds(now) / 3600.0 + self.parked_before_usd
 
     def interval_cost(self, start: float, stop: float, now: float) -> float:
         """The billed estimate of [start, stop]: GPU where it overlaps running, storage where it overlaps existing."""

@@ -64,6 +64,7 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             "running_at": record.running_at,
             "ready_at": record.ready_at,
             "destroyed_at": record.destroyed_at,
+            "parked_at": record.parked_at,
             "reported_at": now,
         },
         "timeline": [{"at": c.at, "status": c.status, "status_msg": c.status_msg} for c in record.timeline],
@@ -83,7 +84,8 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
         ],
         "facts": dict(record.facts),
         "failure": record.failure,
-        "destroyed": not record.live,
+        "destroyed": record.destroyed_at is not None or (record.parked_at is None and not record.live),
+        "parked_until": record.parked_until if record.parked_at is not None else None,  # epoch s (--dumont-reuse)
         "cost": {
             "billed_usd": record.billed_cost(now),
             "gpu_usd": record.gpu_cost(now),
@@ -97,7 +99,9 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             "exists_seconds": record.exists_seconds(now),
             "wall_seconds": record.wall_seconds(now),
             "provisioning_seconds": record.provisioning_seconds(),
-            "overhead_usd": max(0.0, record.billed_cost(now) - sum(costs)),
+            "overhead_usd": max(0.0, record.billed_cost(now) - record.parked_before_usd - sum(costs)),
+            "parked_before_usd": record.parked_before_usd,  # adopted: its time parked before this session
+            "parked_before_seconds": record.parked_before_s,
         },
         "tests": [
             {"nodeid": h.nodeid, "held_seconds": max(0.0, b - a), "waited_seconds": h.waited, "cost_usd": cost}
@@ -121,6 +125,10 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         destroyed_at=times["destroyed_at"],
         failure=entry.get("failure"),
         facts=dict(entry.get("facts") or {}),
+        parked_at=times.get("parked_at"),
+        parked_until=entry.get("parked_until"),
+        parked_before_s=float(entry["cost"].get("parked_before_seconds") or 0.0),
+        parked_before_usd=float(entry["cost"].get("parked_before_usd") or 0.0),
     )
     record.timeline = [StatusChange(c["at"], c["status"], c.get("status_msg")) for c in entry["timeline"]]
     record.phases = [
@@ -144,9 +152,10 @@ def totals(instances: Iterable[Mapping[str, Any]], tests: Iterable[Mapping[str, 
         "simple_usd": sum(c["simple_usd"] for c in costs),
         "tests_usd": sum(t["cost_usd"] for e in entries for t in e["tests"]),
         "overhead_usd": sum(c["overhead_usd"] for c in costs),
+        "parked_before_usd": sum(c.get("parked_before_usd", 0.0) for c in costs),  # --dumont-reuse: adopted idle
         "wall_seconds": sum(c["wall_seconds"] for c in costs),
         "provisioning_seconds": sum(c["provisioning_seconds"] for c in costs),
-        "leaked": [e["instance_id"] for e in entries if not e["destroyed"]],
+        "leaked": [e["instance_id"] for e in entries if not e["destroyed"] and not e.get("parked_until")],
         "tests": len(list(tests)),
     }
 

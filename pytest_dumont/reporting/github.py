@@ -20,7 +20,7 @@ def warning_lines(doc: Mapping[str, Any], budget_usd: float | None = None, budge
     """One ``::warning::`` per leaked instance, and one when the session reached or went over its budget."""
     lines = []
     for entry in doc["instances"]:
-        if not entry["destroyed"]:
+        if not entry["destroyed"] and not entry.get("parked_until"):  # parked (--dumont-reuse) is not a leak
             lines.append(
                 "::warning title=pytest-dumont leak::"
                 + _escape(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ PHASE_LABELS = {
     "wait_running": "wait for running",
     "wait_ssh": "wait for SSH",
     "destroy": "destroy instance",
+    "adopt": "adopt parked instance",
 }
 
 
@@ -80,9 +82,19 @@ def render_instance(record: InstanceRecord, now: float) -> list[str]:
         f"{record.exists_seconds(now):.1f} s existing); {usd(record.simple_cost(now))} simple "
         f"(dph_total x {record.wall_seconds(now):.1f} s wall)"
     )
+    if record.parked_before_usd or record.parked_before_s:
+        lines.append(
+            f"  parked before this session: {usd(record.parked_before_usd)} (dph_total x "
+            f"{record.parked_before_s:.1f} s parked, in the cost above and the budget)"
+        )
     if record.failure:
         lines.append(f"  failed: {record.failure}")
-    lines.append("  destroyed: " + ("yes (confirmed)" if not record.live else "NO - still live, check the console"))
+    if record.parked_at is not None and record.destroyed_at is None:
+        until = time.strftime("%H:%M", time.localtime(record.parked_until)) if record.parked_until else "?"
+        release = f"dumont release {record.instance_id}"
+        lines.append(f"  destroyed: no - PARKED until {until} for the next session ({release})")
+    else:
+        lines.append("  destroyed: " + ("yes (confirmed)" if not record.live else "NO - still live, check the console"))
     return lines
 
 
@@ -101,6 +113,8 @@ def write_summary(
             write_line(line)
     if live:
         write_line("LEAK: instance(s) " + ", ".join(str(r.instance_id) for r in live) + " are not confirmed destroyed")
+    elif any(r.parked_at is not None and r.destroyed_at is None for r in records):
+        write_line("all instances destroyed or parked")
     else:
         write_line("all instances destroyed")
 
@@ -124,6 +138,7 @@ def write_session(
         write_line(
             f"cost by test: {usd(t['tests_usd'])} held by {t['tests']} test(s), {usd(t['overhead_usd'])} "
             "provisioning overhead (search to hand-over, gaps, destroy)"
+            + (f", {usd(t['parked_before_usd'])} parked before this session" if t.get("parked_before_usd") else "")
         )
     for worker in run.crashed_workers:
         write_line(

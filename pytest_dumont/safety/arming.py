@@ -7,8 +7,10 @@ the meter but no ledger file and no watchdog; a real API (or an emulator at an e
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from pytest_dumont.safety import budget as budget_hooks
 from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir
+from pytest_dumont.safety.parking import ParkedSummary, Parking
 from pytest_dumont.safety.reap import reap
 from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
 from pytest_dumont.session.state import get_state
@@ -39,6 +42,7 @@ class SessionSafety:
     ledger: LedgerWatcher | None = None
     renewer: Renewer | None = None
     failed_machines: FailedMachines | None = None
+    parking: Parking | None = None  # --dumont-reuse
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -122,7 +126,64 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     safety.watchdog.launch()  # its start overlaps the sweep below and the offer search; the first create waits for it
     provisioner.watchers.extend([safety.ledger, safety.watchdog])
     _sweep_dead_sessions(ledger, provisioner.client, guard)
+    safety.parking = _arm_parking(config, pool, safety, ledger, api_url)
     return safety
+
+
+def reuse_refusal(config: pytest.Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why ``--dumont-reuse`` cannot apply to this session, or None when it can."""
+    settings = get_state(config).settings
+    env = os.environ if environ is None else environ
+    if settings.mode == "replay" or settings.record_mode != "none":
+        return "--dumont-reuse is ignored: cassettes are replayed or recorded here, and an adopted instance has none"
+    if settings.mode == "emulator" and not settings.api_url_explicit:
+        return "--dumont-reuse is ignored: the bundled emulator stops with this session (give --dumont-api-url)"
+    if settings.deadman_ttl_min <= 0:
+        return (
+            "--dumont-reuse is refused with --dumont-deadman-ttl=0: the dead-man switch is what destroys a parked "
+            "instance nobody adopts. Instances are destroyed at the end as usual"
+        )
+    if env.get("CI", "").strip().lower() in ("true", "1", "yes") and not settings.reuse_in_ci:
+        return (
+            "--dumont-reuse is refused because CI=true: a CI job's next run may be on another runner, so a parked "
+            "instance would bill until its deadline with nobody to adopt it. Instances are destroyed at the end as "
+            "usual; add --dumont-reuse-in-ci to park anyway"
+        )
+    return None
+
+
+def _arm_parking(
+    config: pytest.Config, pool: InstancePool, safety: SessionSafety, ledger: LedgerFile, api_url: str
+) -> Parking | None:
+    """Park at the end, adopt before renting (``--dumont-reuse``), unless refused for this session (said why)."""
+    state = get_state(config)
+    if state.settings.reuse_min <= 0:
+        return None
+    refusal = reuse_refusal(config)
+    if refusal is not None:
+        safety.guard.warnings.append(refusal)
+        return None
+    provisioner = pool.provisioner
+    assert isinstance(provisioner.deadman, DeadmanSwitch)  # armed above whenever --dumont-deadman-ttl > 0
+    parking = Parking(
+        minutes=state.settings.reuse_min,
+        clean=state.settings.reuse_clean,
+        ledger=ledger,
+        session_id=state.session_id,
+        api_url=api_url,
+        provisioner=provisioner,
+        switch=provisioner.deadman,
+        renewer=safety.renewer,
+        watchdog=safety.watchdog,
+        warnings=safety.guard.warnings,
+    )
+    pool.adopter = parking
+    for name, plugin in (("dumont-parking", parking), ("dumont-parked-summary", ParkedSummary(ledger, api_url))):
+        previous = config.pluginmanager.get_plugin(name)
+        if previous is not None:
+            config.pluginmanager.unregister(previous, name)
+        config.pluginmanager.register(plugin, name)
+    return parking
 
 
 def prune_old_watchdog_logs(state_dir: Path) -> None:

@@ -10,6 +10,7 @@ from pytest_dumont.clock import SystemClock
 from pytest_dumont.errors import DumontError, InstanceNotFound, TeardownError
 from pytest_dumont.provisioning.provisioner import Deadlines, confirm_gone
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
+from pytest_dumont.safety.parking import ParkedInfo, remove_key_dir
 
 
 def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0) -> str | None:
@@ -61,11 +62,20 @@ def reap(
     targets: dict[int, str] = {}
     by_label: dict[str, LedgerEntry] = {}
     protected: set[int] = set()
+    parked_out: list[LedgerEntry] = []
     if ledger is not None:
         for entry in ledger.live():
             if entry.api_url.rstrip("/") != client.base_url.rstrip("/"):
                 continue
-            if entry.owner_running():
+            spared = _spared_parked(entry, now)
+            if spared is not None:
+                report.skipped.append(f"{entry.label}: {spared} (`dumont release {entry.instance_id}` destroys it)")
+                if entry.instance_id is not None:
+                    protected.add(entry.instance_id)
+                continue
+            if entry.parking:
+                parked_out.append(entry)  # expired, or being adopted by a dead process: its keys go once it is gone
+            if entry.state != "parked" and entry.owner_running():
                 report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
                 if entry.instance_id is not None:
                     protected.add(entry.instance_id)
@@ -104,9 +114,63 @@ def reap(
         if ledger is not None:
             state = "destroyed" if reason is None else "teardown_failed"
             ledger.settle(label, instance_id, state, "reaped" if reason is None else reason)
+            if reason is None:
+                for entry in parked_out:
+                    if entry.instance_id == instance_id:
+                        remove_key_dir(entry, ledger.path.parent)
     if ledger is not None and not dry_run:
         # Entries whose create never rented anything: nothing carries their label any more.
         ledger.update(lambda entries: _forget_unrented(entries, set(by_label) - set(targets.values())))
+    return report
+
+
+def _spared_parked(entry: LedgerEntry, now: float) -> str | None:
+    """Why reaping leaves a parked entry alone (not yet expired, or unreadable), or None when it takes it."""
+    if entry.state != "parked":
+        return None
+    try:
+        expires = ParkedInfo.from_entry(entry).expires
+    except ValueError as exc:
+        return f"parked, but its parking data is unreadable ({exc}): left alone, its dead-man switch still fires"
+    if expires > now:
+        return f"parked until {time.strftime('%H:%M', time.localtime(expires))}"
+    return None
+
+
+@dataclass
+class ReleaseReport:
+    """What ``release`` destroyed, could not destroy, and which ids it did not know."""
+
+    destroyed: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unknown
+
+
+def release(client: Any, ledger: LedgerFile, ids: list[int] | None) -> ReleaseReport:
+    """Destroy parked instances of this API: those of ``ids``, or every one when ``ids`` is None."""
+    report = ReleaseReport()
+    parked = {
+        e.instance_id: e
+        for e in ledger.entries()
+        if e.state == "parked" and e.instance_id is not None and e.api_url.rstrip("/") == client.base_url.rstrip("/")
+    }
+    wanted = sorted(parked) if ids is None else ids
+    for instance_id in wanted:
+        entry = parked.get(instance_id)
+        if entry is None:
+            report.unknown.append(instance_id)
+            continue
+        reason = destroy_confirmed(client, instance_id)
+        if reason is None:
+            report.destroyed.append(instance_id)
+            ledger.settle(entry.label, instance_id, "destroyed", "released (dumont release)")
+            remove_key_dir(entry, ledger.path.parent)
+        else:
+            report.failed.append((instance_id, reason))
     return report
 
 

@@ -233,7 +233,7 @@ class WatchdogWatcher:
         # A failed teardown stays registered: the watchdog tries again when the session ends.
         if outcome == "destroyed":
             self.link.gone(instance_id)
-        elif outcome == "kept":
+        elif outcome in ("kept", "parked"):  # parked (--dumont-reuse): left for the next session, like kept
             self.link.keep(instance_id)
 
     def close(self) -> None:

@@ -84,7 +84,7 @@ class BackgroundProvisioning:
         provisioner = self.pool.provisioner
         original, provisioner.clock = provisioner.clock, self.clock
         try:
-            ready = provisioner.provision(self.request)
+            ready = self.pool.rent(self.request)  # adopts a parked instance first (--dumont-reuse)
         except BaseException as exc:  # kept for whoever asks; the pool remembers a DumontError like acquire does
             self.error = exc
             if isinstance(exc, DumontError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 from pytest_dumont.cassettes import cassette_session
 from pytest_dumont.errors import TeardownError
 from pytest_dumont.provisioning.pool import InstancePool
-from pytest_dumont.provisioning.provisioner import Deadlines, Provisioner
+from pytest_dumont.provisioning.provisioner import Deadlines, Provisioner, ProvisionRequest, ReadyInstance
 from pytest_dumont.session.state import SessionState, get_state
 
 
@@ -101,12 +101,15 @@ def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]
     pool = InstancePool(provisioner)
     safety = arm_safety(config, pool, api.url, api.api_key)  # ledger, watchdog, budget
     announce_instances(config, provisioner)
-    guard = SignalGuard(cleanup=lambda: close_pool(pool, state))
+    parking = safety.parking  # --dumont-reuse: parks what the session finished with cleanly
+    guard = SignalGuard(cleanup=lambda: close_pool(pool, state, park=parking.park_if_clean if parking else None))
     guard.arm()
     try:
         yield pool
     finally:
         try:
+            if parking is not None:
+                parking.session_ending()  # the normal way out: not from atexit, where nothing is parked
             guard.run_cleanup()
         finally:
             safety.close()
@@ -125,10 +128,12 @@ def announce_instances(config: pytest.Config, provisioner: Provisioner) -> None:
     provisioner.watchers.append(LiveEvents(get_run(config).hooks, state.ledger.records, lambda: state.clock.now()))
 
 
-def close_pool(pool: InstancePool, state: SessionState) -> None:
-    """Destroy the pool's instances, noting a failure for the terminal summary."""
+def close_pool(
+    pool: InstancePool, state: SessionState, park: Callable[[ProvisionRequest, ReadyInstance], bool] | None = None
+) -> None:
+    """Destroy the pool's instances (or park them, given ``park``), noting a failure for the terminal summary."""
     try:
-        pool.close()
+        pool.close(park)
     except TeardownError as exc:
         state.teardown_errors.append(exc.message)
         raise

@@ -169,6 +169,25 @@ def parse_switch(text: str) -> bool:
     return value in ("1", "yes", "true", "on")
 
 
+REUSE_DEFAULT_MIN = 15.0  # --dumont-reuse with no value
+
+
+def parse_reuse(text: str) -> float:
+    """Minutes a parked instance waits for the next session; ``yes`` means the default, ``no`` or 0 turns it off."""
+    value = text.strip().lower()
+    if value in ("yes", "on", "true"):
+        return REUSE_DEFAULT_MIN
+    if value in ("no", "off", "false", ""):
+        return 0.0
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ValueError("must be a number of minutes (e.g. 15), yes (15 minutes) or no") from None
+    if not 0 <= minutes <= 24 * 60:
+        raise ValueError("must be between 0 (off) and 1440 minutes (a day)")
+    return minutes
+
+
 def parse_webhook_url(text: str) -> str:
     value = text.strip()
     if not re.match(r"^https?://[^/\s]+", value):
@@ -195,6 +214,7 @@ class OptionSpec:
     metavar: str = "VALUE"
     switch: bool = False  # a flag without a value on the command line (``yes``/``no`` in ini and environment)
     default_help: str = ""  # what the default is, in words, when ``default`` alone does not say it
+    const: str | None = None  # the flag's value may be left out (``--dumont-reuse``): then it is this
 
     @property
     def help_line(self) -> str:
@@ -414,6 +434,33 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="PATH",
     ),
     OptionSpec("remote-workers", parse_positive_int, "1", "pytest-xdist worker processes on the instance", metavar="N"),
+    OptionSpec(
+        "reuse",
+        parse_reuse,
+        "no",
+        "park the session's instances at its end instead of destroying them, for the next session asking the "
+        "same to adopt; MINUTES (default 15) later they destroy themselves. `dumont parked` lists them, "
+        "`dumont release` destroys them (docs/reuse.md)",
+        env="DUMONT_REUSE",
+        metavar="MINUTES",
+        const="yes",
+    ),
+    OptionSpec(
+        "reuse-clean",
+        parse_switch,
+        "no",
+        "empty /workspace of an adopted instance before its first test",
+        env="DUMONT_REUSE_CLEAN",
+        switch=True,
+    ),
+    OptionSpec(
+        "reuse-in-ci",
+        parse_switch,
+        "no",
+        "park instances even when CI=true (refused otherwise: the next job may never come to adopt them)",
+        env="DUMONT_REUSE_IN_CI",
+        switch=True,
+    ),
 )
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
 
@@ -426,7 +473,14 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(spec.flag, dest=spec.dest, action="store_const", const="yes", default=None, help=spec.help)
             parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
             continue
-        group.addoption(spec.flag, dest=spec.dest, metavar=spec.metavar, default=None, help=spec.help_line)
+        group.addoption(
+            spec.flag,
+            dest=spec.dest,
+            metavar=spec.metavar,
+            default=None,
+            **({"nargs": "?", "const": spec.const} if spec.const is not None else {}),
+            help=spec.help_line,
+        )
         parser.addini(spec.dest, help=f"{spec.help} (see {spec.flag})", default=None)
 
 
@@ -467,6 +521,9 @@ class Settings:
     remote_setup: str | None = None  # None: the default setup (a venv with the project, pytest, pytest-xdist)
     remote_python: str | None = None  # None: the default setup's venv
     remote_workers: int = 1
+    reuse_min: float = 0.0  # 0: instances are destroyed at the end; else parked this many minutes
+    reuse_clean: bool = False
+    reuse_in_ci: bool = False
 
     @property
     def spends_money(self) -> bool:
@@ -605,6 +662,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         remote_setup=values["remote-setup"][0],
         remote_python=values["remote-python"][0],
         remote_workers=values["remote-workers"][0],
+        reuse_min=values["reuse"][0],
+        reuse_clean=values["reuse-clean"][0],
+        reuse_in_ci=values["reuse-in-ci"][0],
     )
 
 

@@ -139,6 +139,8 @@ class SharedInstance:
 
     def _release(self, reason: str) -> None:
         """Destroy the instance now, on a thread (the controller keeps scheduling); the session's end waits for it."""
+        if self.pool.adopter is not None:
+            return  # --dumont-reuse: it is parked at the session's end for the next run, not destroyed now
         if self.release is None:
             self.release = threading.Thread(
                 target=self._destroy_now, args=(reason,), name="dumont-shared-release", daemon=True
@@ -182,12 +184,25 @@ def controller_start(config: pytest.Config) -> SharedInstance | None:
         return None
     settings = state.settings
     if settings.xdist_mode != "shared" or settings.uses_cassettes:
+        _name_parked_instances(config)
         return None
     shared = SharedInstance(config)
     config.stash[SHARED_KEY] = shared
     config.pluginmanager.register(shared, "dumont-shared")
     shared.start()
     return shared
+
+
+def _name_parked_instances(config: pytest.Config) -> None:
+    """Per-worker mode with ``--dumont-reuse``: the workers park their own; the controller's summary names them."""
+    settings = get_state(config).settings
+    if settings.xdist_mode != "per-worker" or settings.reuse_min <= 0:
+        return
+    from pytest_dumont.safety.arming import ledger_file, reuse_refusal
+    from pytest_dumont.safety.parking import ParkedSummary
+
+    if reuse_refusal(config) is None:
+        config.pluginmanager.register(ParkedSummary(ledger_file(config), settings.api_url), "dumont-parked-summary")
 
 
 @dataclass

@@ -1,0 +1,80 @@
+"""``dumont release [ID ... | --all]``: destroy instances ``--dumont-reuse`` parked, now rather than at their deadline.
+
+The key comes from ``VAST_API_KEY`` (or ``--api-key-file``), never from a flag; the URL from ``--url``, ``VAST_URL``
+or the default. An id that is not parked on this machine is named, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+NAME = "release"
+HELP = "destroy instances parked by --dumont-reuse (by id, or --all)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", metavar="ID", type=int, nargs="*", help="parked instance ids (see `dumont parked`)")
+    parser.add_argument("--all", action="store_true", help="every parked instance of this API")
+    parser.add_argument("--ledger", metavar="PATH", help="ledger file (default: $DUMONT_LEDGER, else the state dir)")
+    parser.add_argument(
+        "--dumont-api-url",
+        "--url",
+        dest="url",
+        metavar="URL",
+        help="API base URL (default: $VAST_URL, else https://console.vast.ai)",
+    )
+    parser.add_argument(
+        "--dumont-api-key-file",
+        "--api-key-file",
+        dest="api_key_file",
+        metavar="PATH",
+        help="file holding the key when $VAST_API_KEY is unset",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pytest_dumont.commands.parked import ledger_path
+    from pytest_dumont.errors import DumontError
+    from pytest_dumont.safety.ledger_file import LedgerFile
+    from pytest_dumont.safety.reap import release
+    from pytest_dumont.secrets.redact import register_secret
+    from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+
+    if bool(args.ids) == bool(args.all):
+        print("dumont release: give parked instance ids, or --all (see `dumont parked`)", file=sys.stderr)
+        return 2
+    key = os.environ.get("VAST_API_KEY", "").strip()
+    if not key and args.api_key_file:
+        try:
+            key = Path(args.api_key_file).expanduser().read_text().strip()
+        except OSError as exc:
+            print(f"dumont release: cannot read {args.api_key_file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if not key:
+        print("dumont release: set VAST_API_KEY (or --api-key-file PATH); the key is never taken from a flag")
+        return 2
+    register_secret(key)
+    url = (args.url or os.environ.get("VAST_URL") or DEFAULT_API_URL).rstrip("/")
+    client = VastClient(url, key)
+    try:
+        report = release(client, LedgerFile(ledger_path(args.ledger)), None if args.all else list(args.ids))
+    except DumontError as exc:
+        print(f"dumont release: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    for instance_id in report.destroyed:
+        print(f"released instance {instance_id}: destroyed, confirmed")
+    for instance_id, reason in report.failed:
+        print(f"COULD NOT DESTROY instance {instance_id}: {reason}", file=sys.stderr)
+    for instance_id in report.unknown:
+        print(
+            f"dumont release: instance {instance_id} is not parked here (for {url}); `dumont parked` lists them",
+            file=sys.stderr,
+        )
+    if args.all and not report.destroyed and not report.failed:
+        print("no parked instances to release")
+    return 0 if report.ok else 1

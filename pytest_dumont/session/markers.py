@@ -9,7 +9,6 @@ marker wins per argument (function > class > module), over the command line, ove
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -122,6 +121,8 @@ def check_offer_marker(mark: pytest.Mark, where: str) -> dict[str, Any]:
     for name, value in mark.kwargs.items():
         if name not in OFFER_ARGUMENTS:
             known = ", ".join(sorted(OFFER_ARGUMENTS))
+            import difflib  # only for a typo: collection without one does not load it
+
             close = difflib.get_close_matches(name, OFFER_ARGUMENTS, n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
             raise pytest.UsageError(f"{where}: unknown dumont_offer argument {name!r}{guess}; known arguments: {known}")

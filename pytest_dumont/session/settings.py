@@ -429,9 +429,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "remote-python",
         parse_text,
         "",
-        "the interpreter the remote workers run, relative to the synced tree or absolute "
-        "(default: .dumont-venv/bin/python, which the default setup makes)",
+        "the interpreter the remote workers run, relative to the synced tree or absolute",
         metavar="PATH",
+        default_help=".dumont-venv/bin/python, which the default setup makes",
     ),
     OptionSpec("remote-workers", parse_positive_int, "1", "pytest-xdist worker processes on the instance", metavar="N"),
     OptionSpec(

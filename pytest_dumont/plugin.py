@@ -10,7 +10,7 @@ import pytest
 from pytest_dumont import fixtures
 from pytest_dumont.errors import MissingApiKey
 from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
-from pytest_dumont.session import markers, settings
+from pytest_dumont.session import markers, report_paths, settings
 from pytest_dumont.session.state import SESSION_KEY, SessionState
 
 # pytest-html columns (sortable); cells come with a GPU test's call report, empty for other rows.
@@ -43,6 +43,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     resolved = settings.resolve(config)
+    report_paths.check(config)  # a report that cannot be written is a usage error before anything is rented
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
     if resolved.record_mode != "none" and _under_xdist(config):
@@ -57,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.clock = VirtualClock()
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
+    config.pluginmanager.register(report_paths.SummaryGuard(), "dumont-summary-guard")
     # The budget's hooks (max-minutes, keep-on-failure, budget warnings) are registered by safety.arm with the pool.
     if resolved.check_secrets:
         from pytest_dumont.secrets import check as secret_check

@@ -129,10 +129,11 @@ def draw(rng: random.Random, index: int) -> Session:
         destroy_delay=0.3 if rng.random() < 0.2 else 0.0,
         seed=index,
     )
+    workers = rng.choice((0, 0, 0, 2, 3))
     session = Session(
         index=index,
         prewarm=rng.random() < 0.7,
-        workers=rng.choice((0, 0, 0, 2, 3)),
+        workers=workers,
         xdist_mode=rng.choice(("shared", "per-worker")),
         factory=rng.random() < 0.3,
         failing=rng.random() < 0.3,
@@ -141,7 +142,7 @@ def draw(rng: random.Random, index: int) -> Session:
         faults=faults,
         ssh_drop=rng.random() < 0.2,
         signal=rng.choice(SIGNALS),
-        moment=rng.choice(MOMENTS),
+        moment=rng.choice(MOMENTS if workers else tuple(m for m in MOMENTS if m != "workers")),
         delay=rng.uniform(0.0, 4.0),
     )
     session.injected = list(faults.create_faults)
@@ -236,6 +237,7 @@ class Tally:
     exits: Counter[str] = field(default_factory=Counter)
     instances: int = 0
     slowest_destroy_s: float = 0.0
+    durations: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -353,7 +355,9 @@ def test_whole_sessions_under_faults_and_signals_leak_nothing(make_emulator, tmp
     ledger_path = private_state / "ledger.json"
     started = time.monotonic()
     for index in range(sessions):
+        began = time.monotonic()
         run_session(draw(rng, index), emulator, tmp_path, ledger_path, tally)
+        tally.durations.append(time.monotonic() - began)
     took = time.monotonic() - started
     record_figure(
         "session_campaign",
@@ -366,6 +370,8 @@ def test_whole_sessions_under_faults_and_signals_leak_nothing(make_emulator, tmp
         failures=len(tally.failures),
         slowest_destroy_after_end_or_signal_s=tally.slowest_destroy_s,
         campaign_s=took,
+        session_s_median=sorted(tally.durations)[len(tally.durations) // 2],
+        session_s_max=max(tally.durations),
     )
     assert tally.failures == [], "\n\n".join(tally.failures)
     assert tally.instances > 0 and sum(tally.signals[s] for s in ("SIGINT", "SIGTERM", "SIGKILL")) > 0

@@ -1,10 +1,11 @@
 """A whole-session fault campaign: seeded pytest sessions against one emulator that outlives them; nothing may leak.
 
-Each session is a real pytest run in a subprocess with a random mix: prewarming on or off, ``-n 0/2/3`` with the
-instance shared or per worker, factory rentals, failing tests, ``--dumont-max-minutes`` overruns and budget hits,
-API fault bursts (429/5xx, lost create answers, slow destroys, offers taken, instances that never boot), SSH that
-drops, and a signal (none, SIGINT to the process group as a terminal's Ctrl-C sends it, SIGTERM, SIGKILL) at a random
-moment or at a chosen one: while prewarming rents, while xdist starts its workers, when the session's end begins.
+Each session is a real pytest run in a subprocess, from a whole market (the emulator is reset), with a random mix:
+prewarming on or off, ``-n 0/2/3`` with the instance shared or per worker, factory rentals, failing tests,
+``--dumont-max-minutes`` overruns and budget hits, API fault bursts (429/5xx, lost create answers, slow destroys,
+offers taken, instances that never boot), SSH that drops, and a signal (none, SIGINT to the process group as a
+terminal's Ctrl-C sends it, SIGTERM or SIGKILL to pytest or to its whole group) at a random moment or at a chosen
+one: while prewarming rents, while xdist starts its workers, when the session's end begins.
 
 After each session: every instance destroyed within 10 s of the session's end or of the signal (after SIGKILL by the
 watchdog); the ledger file parses and holds no instance as live that the emulator has destroyed; no process of the
@@ -79,6 +80,7 @@ class Session:
     faults: Faults
     ssh_drop: bool
     signal: str
+    to_group: bool  # the signal goes to the whole process group (a terminal's Ctrl-C, a CI runner's kill of the tree)
     moment: str
     delay: float
     injected: list[str] = field(default_factory=list)
@@ -108,6 +110,7 @@ class Session:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
         argv += ["--dumont-mode=emulator", f"--dumont-api-url={url}", "--dumont-poll-max=0.1"]
         argv += ["--dumont-boot-timeout=2", "--dumont-ssh-timeout=2", "--dumont-api-retry-seconds=3"]
+        argv += ["--dumont-avoid-failed-hours=0"]  # each session meets its own faults, not the last one's machines
         argv += [f"--dumont-prewarm={'on' if self.prewarm else 'off'}", "-n", str(self.workers)]
         if self.workers:
             argv.append(f"--dumont-xdist={self.xdist_mode}")
@@ -142,6 +145,7 @@ def draw(rng: random.Random, index: int) -> Session:
         faults=faults,
         ssh_drop=rng.random() < 0.2,
         signal=rng.choice(SIGNALS),
+        to_group=rng.random() < 0.5,
         moment=rng.choice(MOMENTS if workers else tuple(m for m in MOMENTS if m != "workers")),
         delay=rng.uniform(0.0, 4.0),
     )
@@ -259,7 +263,8 @@ def run_session(session: Session, emulator, root: Path, ledger_path: Path, tally
         "TMPDIR": str(tmp),
         "DUMONT_LEDGER": str(ledger_path),
     }
-    created_before = len(emulator.world.history())
+    emulator.world.reset()  # a whole market: ``offer_taken`` removes offers until then (the last session was checked)
+    created_before = 0
     emulator.world.set_faults(session.faults)
     inner = subprocess.Popen(
         session.argv(emulator.url),
@@ -282,8 +287,8 @@ def run_session(session: Session, emulator, root: Path, ledger_path: Path, tally
     try:
         if session.signal != "none" and wait_for_moment(inner, session, marks, emulator, created_before):
             signum = signal.Signals[session.signal]
-            if signum == signal.SIGINT:
-                os.killpg(inner.pid, signum)  # Ctrl-C reaches the whole foreground group: controller and workers
+            if session.to_group or signum == signal.SIGINT:  # Ctrl-C reaches the whole group, workers too
+                os.killpg(inner.pid, signum)
             else:
                 inner.send_signal(signum)
             sent = session.signal

@@ -21,6 +21,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -246,8 +247,7 @@ class Tally:
 
 
 def run_session(session: Session, emulator, root: Path, ledger_path: Path, tally: Tally) -> None:
-    import threading
-
+    began = time.monotonic()
     directory = root / f"s{session.index}"
     marks, tmp = directory / "marks", directory / "tmp"
     for d in (marks, tmp):
@@ -348,6 +348,16 @@ def run_session(session: Session, emulator, root: Path, ledger_path: Path, tally
     if "INTERNALERROR" in text and sent == "none":
         tally.failures.append(f"{where}: INTERNALERROR\n{text}")
     tally.sessions += 1
+    record_figure(
+        "session",
+        index=session.index,
+        signal=sent,
+        moment=session.moment,
+        workers=session.workers,
+        instances=len(rows),
+        exit=inner.returncode,
+        seconds=time.monotonic() - began,
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ API's own message is passed through ``redact`` before it is kept.
     │   ├── RateLimited               429, after the retries ran out
     │   └── ServerError               5xx, after the retries ran out
     ├── VastConnectionError           no HTTP answer at all (refused, reset, timed out)
+    │   └── RequestNotSent            the connection never opened: the server never saw the request
     ├── ProvisioningError             an instance could not be made ready (instance destroyed)
     │   ├── NoMatchingOffer           the search found nothing; says which filters ruled offers out
     │   ├── InstanceFailedToBoot      exited/offline/error status_msg, or the boot deadline passed
@@ -25,6 +26,12 @@ API's own message is passed through ``redact`` before it is kept.
     ├── TestTimeExceeded              a test ran past --dumont-max-minutes: stopped, its instance destroyed
     ├── WatchdogError                 the watchdog process did not confirm its start or a registration
     ├── LedgerFileError               the ledger of live instances is corrupt or locked: it was left untouched
+    ├── LockTimeout                   a state file's lock stayed held past its deadline (names the holder's pid)
+    ├── WaitTimedOut                  a wait passed its deadline (its caller raises its own error from it)
+    ├── CassetteError                 a cassette is missing, unreadable, or does not hold what the run asked for
+    │   └── NetworkBlocked            a replayed test tried to reach the network
+    ├── ReportError                   a report cannot be written or read (names the path)
+    ├── IdleTimeout                   the GPU did not stay idle for a whole window before the deadline
     ├── SnapshotError                 a snapshot, restore or snapshot store failed; names the file or setting
     │   ├── SnapshotMismatch          a restored file is missing or its MD5 differs from the manifest
     │   ├── RestoreFailed             extracting a snapshot on the instance failed (a full disk, a bad path)
@@ -35,6 +42,7 @@ API's own message is passed through ``redact`` before it is kept.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from pytest_dumont.secrets.redact import redact, register_secret
 
@@ -258,3 +266,43 @@ class TeardownError(DumontError):
             f"could not confirm that {what} ({cause}); they may still be billing: destroy them with "
             "`dumont reap` (the ledger file lists them), `vastai destroy instance <id>` or in the console"
         )
+
+
+class RequestNotSent(VastConnectionError):
+    """The connection could not be opened, so the server never saw the request: safe to retry anything."""
+
+
+class LockTimeout(DumontError):
+    """A state file's lock stayed held past the deadline; ``holder`` is the pid written by whoever holds it."""
+
+    def __init__(self, path: Path, timeout: float, holder: str) -> None:
+        super().__init__(f"{path} stayed locked for {timeout:g} s (held by pid {holder})")
+        self.path = path
+        self.timeout = timeout
+        self.holder = holder
+
+
+class WaitTimedOut(DumontError):
+    """A wait passed its deadline before its probe answered; callers raise their own error, with their context."""
+
+    def __init__(self, waited: float, attempts: int, last_error: BaseException | None) -> None:
+        super().__init__(f"gave up after {waited:.1f} s and {attempts} attempt(s)")
+        self.waited = waited
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class CassetteError(DumontError):
+    """A cassette is missing, unreadable, of another format, or does not hold what the run asked for."""
+
+
+class NetworkBlocked(CassetteError):
+    """A replayed test tried to reach the network (HTTP or SSH): replay must answer everything from cassettes."""
+
+
+class ReportError(DumontError):
+    """A report that cannot be written or read; the message names the path and what to do."""
+
+
+class IdleTimeout(DumontError):
+    """The GPU did not stay idle for a whole window before the watcher's deadline."""

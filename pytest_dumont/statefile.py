@@ -7,19 +7,12 @@ import contextlib
 import fcntl
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class LockTimeout(Exception):
-    """The lock stayed held past the deadline; ``holder`` is the pid written by whoever holds it."""
-
-    def __init__(self, path: Path, timeout: float, holder: str) -> None:
-        super().__init__(f"{path} stayed locked for {timeout:g} s (held by pid {holder})")
-        self.path = path
-        self.timeout = timeout
-        self.holder = holder
+from pytest_dumont.clock import SystemClock
+from pytest_dumont.errors import LockTimeout as LockTimeout
+from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 
 @contextlib.contextmanager
@@ -27,16 +20,20 @@ def exclusive_lock(lock_path: Path, timeout: float) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``lock_path`` (created 0600) with our pid in it; closing releases it."""
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+        clock = SystemClock()
+
+        def locked() -> bool | None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                    raise LockTimeout(lock_path, timeout, holder) from None
-                time.sleep(0.02)  # another process holds the lock: there is nothing to wait on but time
+                return None  # another process holds the lock: there is nothing to wait on but time
+            return True
+
+        try:
+            poll(locked, clock=clock, deadline=clock.now() + timeout, backoff=Backoff(0.02, 1.0, 0.02))
+        except WaitTimedOut:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise LockTimeout(lock_path, timeout, holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -6,13 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dumont import statefile
-from pytest_dumont.errors import DumontError
+from pytest_dumont.errors import CassetteError as CassetteError
 
 FORMAT = 1
-
-
-class CassetteError(DumontError):
-    """A cassette is missing, unreadable, of another format, or does not hold what the run asked for."""
 
 
 def load(path: Path, kind: str, how_to_fix: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ provisioning does not need. ``vcr_tests`` holds the vcrpy configuration for a te
 
 from __future__ import annotations
 
-import difflib
 import json
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from pytest_dumont.cassettes.format import CassetteError
+from pytest_dumont.cassettes.tape import PlayOnce
 from pytest_dumont.cassettes.virtual_clock import VirtualClock
 from pytest_dumont.clock import Clock
 from pytest_dumont.safety.deadman import without_switch
@@ -138,13 +138,12 @@ class HttpTape:
         self.recorded: list[dict[str, Any]] = []
         self._request_hook = request_hook(scrubber)
         self._response_hook = response_hook(scrubber)
-        self.loaded: list[tuple[VcrRequest, dict[str, Any]]] = []
-        for item in interactions or []:
-            stored = item["request"]
-            self.loaded.append(
-                (VcrRequest(stored["method"], stored["uri"], stored.get("body"), stored["headers"]), item["response"])
-            )
-        self.played: set[int] = set()
+        loaded = [
+            (VcrRequest(r["method"], r["uri"], r.get("body"), r["headers"]), item["response"])
+            for item in interactions or []
+            for r in [item["request"]]
+        ]
+        self.loaded = PlayOnce(loaded, lambda pair: describe(pair[0]))
 
     def record(self, prepared: requests.PreparedRequest, response: requests.Response, elapsed: float) -> None:
         request = self._request_hook(_vcr_request(prepared))
@@ -172,23 +171,16 @@ class HttpTape:
     def play(self, prepared: requests.PreparedRequest, clock: VirtualClock) -> requests.Response:
         """The first recorded answer to this request not played yet (vcrpy's rule), the clock moved by its time."""
         request = self._request_hook(_vcr_request(prepared))
-        for index, (stored_request, stored) in enumerate(self.loaded):
-            if index not in self.played and matches(request, stored_request):
-                self.played.add(index)
-                clock.advance(float(stored.get("dumont_elapsed", 0.0)))  # the time this answer took when recorded
-                return _requests_response(prepared, stored)
-        raise self._miss(request)
-
-    def _miss(self, request: VcrRequest) -> CassetteError:
-        wanted = describe(request)
-        recorded = [describe(r) for r, _ in self.loaded]
-        nearest = difflib.get_close_matches(wanted, recorded, n=1, cutoff=0.0)
-        hint = f"; nearest recorded: {nearest[0]}" if nearest else "; the cassette holds no request"
-        return CassetteError(
-            f"{wanted} is not in cassette {self.path} (or every recorded answer to it was already played: "
-            f"{len(self.played)} of {len(recorded)} played){hint}. The code under test asks something the recording "
-            "did not: record this cassette again"
-        )
+        found = self.loaded.take(lambda pair: matches(request, pair[0]))
+        if found is None:
+            wanted = describe(request)
+            raise CassetteError(
+                f"{wanted} is not in cassette {self.path}; {self.loaded.miss(wanted)}. The code under test asks "
+                "something the recording did not: record this cassette again"
+            )
+        stored = found[1]
+        clock.advance(float(stored.get("dumont_elapsed", 0.0)))  # the time this answer took when recorded
+        return _requests_response(prepared, stored)
 
 
 def matches(r1: VcrRequest, r2: VcrRequest) -> bool:

@@ -9,16 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pytest_dumont.cassettes.format import CassetteError
+from pytest_dumont.errors import NetworkBlocked as NetworkBlocked
 
 _lock = threading.Lock()
 _depth = 0
 _saved: dict[str, Any] = {}
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", ""})
-
-
-class NetworkBlocked(CassetteError):
-    """A replayed test tried to reach the network (HTTP or SSH): replay must answer everything from cassettes."""
 
 
 def is_loopback(host: object) -> bool:

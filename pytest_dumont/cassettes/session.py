@@ -287,11 +287,8 @@ class CassetteSession:
                 stack.enter_context(vcr_for_tests(self.scrubber).use_cassette(str(path), record_mode=RecordMode.NONE))
             else:
                 path.unlink(missing_ok=True)
-                cassette = stack.enter_context(
-                    vcr_for_tests(self.scrubber).use_cassette(str(path), record_mode=RecordMode.ALL)
-                )
+                stack.enter_context(vcr_for_tests(self.scrubber).use_cassette(str(path), record_mode=RecordMode.ALL))
                 self._recording_http[item.nodeid] = path
-                del cassette
             return (yield)
 
     def pytest_sessionfinish(self) -> None:

@@ -9,7 +9,6 @@ replay, the content is not (it never left the instance).
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import io
 import os
@@ -24,6 +23,7 @@ from fabric.transfer import Result as TransferResult
 from invoke.exceptions import UnexpectedExit
 
 from pytest_dumont.cassettes.format import CassetteError
+from pytest_dumont.cassettes.tape import PlayOnce
 from pytest_dumont.clock import Clock
 from pytest_dumont.secrets.scrub import Scrubber
 from pytest_dumont.ssh.connect import SSHTarget, session_config
@@ -39,22 +39,19 @@ class Transcript:
 
     path: Path
     operations: list[dict[str, Any]] = field(default_factory=list)
-    played: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._tape = PlayOnce(self.operations, lambda entry: f"{entry.get('op')} {_key(entry)}")
 
     def take(self, op: str, key: str, scrubber: Scrubber) -> dict[str, Any]:
         wanted = scrubber.text(key)
-        for index, entry in enumerate(self.operations):
-            if index not in self.played and entry.get("op") == op and _key(entry) == wanted:
-                self.played.add(index)
-                return entry
-        recorded = [f"{e.get('op')} {_key(e)}" for e in self.operations]
-        nearest = difflib.get_close_matches(f"{op} {wanted}", recorded, n=1, cutoff=0.0)
-        hint = f"nearest recorded: {nearest[0]!r}" if nearest else "the transcript is empty"
-        already = " (recorded, but every recorded answer was already played)" if f"{op} {wanted}" in recorded else ""
-        raise CassetteError(
-            f"SSH {op} {wanted!r} is not in cassette {self.path}{already}; {hint}. "
-            "The test asks something the recording did not: record it again"
-        )
+        entry = self._tape.take(lambda e: e.get("op") == op and _key(e) == wanted)
+        if entry is None:
+            raise CassetteError(
+                f"SSH {op} {wanted!r} is not in cassette {self.path}; {self._tape.miss(f'{op} {wanted}')}. "
+                "The test asks something the recording did not: record it again"
+            )
+        return entry
 
 
 def _key(entry: dict[str, Any]) -> str:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from pytest_dumont.clock import SystemClock
 
-
-class VirtualClock(SystemClock):
-    """Starts at 0 and advances by what the cassettes recorded; ``sleep`` returns at once.
-
-    A ``SystemClock`` subclass so that it can stand wherever the session's clock does (signals may still
-    ``interrupt`` it, which changes nothing since it never blocks).
-    """
+class VirtualClock:
+    """Starts at 0 and advances by what the cassettes recorded; ``sleep`` returns at once (a ``clock.Clock``)."""
 
     def __init__(self) -> None:
-        super().__init__()
         self._lock = threading.Lock()
         self._now = 0.0
         self.slept = 0.0  # virtual seconds slept: what a live run would have waited for

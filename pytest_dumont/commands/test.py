@@ -1,4 +1,4 @@
-"""``dumont test NAME``: run one scenario of ``pytest_dumont.scenarios`` by name, as the seed's team asked.
+"""``dumont test NAME``: run one scenario of ``pytest_dumont.scenarios`` by name.
 
 Against the bundled emulator by default (no key, no money: it runs anywhere); ``--real`` runs it live on Vast.ai
 (``-m real_gpu``, needs ``VAST_API_KEY``); ``--replay`` replays the recordings shipped in the package. Any

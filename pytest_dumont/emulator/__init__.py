@@ -75,32 +75,48 @@ class _Timeline:
 
 
 class _SandboxHost:
-    """One instance's machine: a sandbox (files, processes, fake nvidia-smi) behind its own SSH server."""
+    """One instance's machine: a sandbox (files, processes, fake nvidia-smi) behind its own SSH server (the proxy
+    endpoint) and one forwarder per directly mapped port (``portmap.py``), which open and close together."""
 
-    def __init__(self, sandbox: Any, ssh: Any) -> None:
+    def __init__(self, sandbox: Any, ssh: Any, forwarders: Mapping[int, Any], direct_ip: str) -> None:
         self.sandbox = sandbox
         self.ssh = ssh
+        self.forwarders = dict(forwarders)
+        self.direct_ip = direct_ip
 
     @property
     def port(self) -> int:
         port: int = self.ssh.port
         return port
 
+    @property
+    def direct_ports(self) -> dict[int, int]:
+        return {container: fwd.port for container, fwd in self.forwarders.items()}
+
     def authorize(self, public_key: str) -> None:
         self.ssh.authorize(public_key)
 
     def open(self) -> None:
         self.ssh.open()
+        for fwd in self.forwarders.values():
+            fwd.open()
 
     def close(self) -> None:
+        for fwd in self.forwarders.values():
+            fwd.close()
         self.ssh.close()
         self.sandbox.kill_all()  # the onstart's processes too, even when SSH never came up
 
     def run_onstart(self, script: str) -> None:
         self.sandbox.spawn(script, log_name="onstart.log")
 
+    def run_main(self, command: str) -> None:
+        self.sandbox.spawn(command, log_name="args.log")
+
     def release(self) -> None:
         try:
+            for fwd in self.forwarders.values():
+                fwd.release()
             self.ssh.release()
         finally:
             self.sandbox.cleanup()
@@ -118,23 +134,37 @@ class _SandboxHosts:
         self._host_key = host_key
 
     def __call__(self, spec: HostSpec) -> InstanceHost:
+        from .portmap import PortForwarder, direct_host
         from .sandbox import GpuFacts, Sandbox
         from .sshd import InstanceSSH
 
         name, driver, memory, count = nvidia_facts(spec.offer)
+        ip = direct_host()
+        forwarders = {port: PortForwarder(self._loop, ip, ("127.0.0.1", port)) for port in spec.ports}
         env = {
             **spec.env,
             "CONTAINER_ID": str(spec.instance_id),
             "VAST_CONTAINERLABEL": f"C.{spec.instance_id}",
             "CONTAINER_API_KEY": spec.api_key,
+            "PUBLIC_IPADDR": ip,
+            **{f"VAST_TCP_PORT_{port}": str(fwd.port) for port, fwd in forwarders.items()},
         }
-        sandbox = Sandbox(self._workdir / f"C.{spec.instance_id}", GpuFacts(name, driver, memory, count), env)
+        try:
+            sandbox = Sandbox(self._workdir / f"C.{spec.instance_id}", GpuFacts(name, driver, memory, count), env)
+        except BaseException:
+            for fwd in forwarders.values():
+                fwd.release()
+            raise
         try:
             ssh = InstanceSSH(self._loop, sandbox, self._host_key)
         except BaseException:
+            for fwd in forwarders.values():
+                fwd.release()
             sandbox.cleanup()
             raise
-        return _SandboxHost(sandbox, ssh)
+        if 22 in forwarders:
+            forwarders[22].target = ("127.0.0.1", ssh.port)  # the direct SSH port reaches the instance's sshd
+        return _SandboxHost(sandbox, ssh, forwarders, ip)
 
 
 def _host_key() -> Any:

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import ops_routes  # noqa: F401  (registers the logs, execute, snapshot and billing routes)
 from .errors import ApiError
 from .query import QueryError
 from .routes import ROUTES, Reply, Request, Route, Routes
@@ -68,6 +69,8 @@ class EmulatorServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+        host, port = self.server_address[:2]
+        self.routes.extras.base_url = f"http://{host!s}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -128,8 +131,10 @@ class EmulatorServer(ThreadingHTTPServer):
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else query.get("api_key")
         is_account, instance_id = self.authenticate(key)
-        allowed = is_account or (
-            instance_id is not None and rule.instance_key_ok and req.params.get("id") == instance_id
+        allowed = (
+            is_account
+            or (not key and rule.anonymous_ok)
+            or (instance_id is not None and rule.instance_key_ok and req.params.get("id") == instance_id)
         )
         if not allowed:
             return Reply(faults.auth_status, AUTH_ERROR)
@@ -169,9 +174,12 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.dispatch(self.command, self.path, body, headers, self.client_address[0])
         except Exception as exc:  # a bug in the emulator must still answer, in JSON
             reply = Reply(500, {"success": False, "error": "emulator_error", "msg": f"{type(exc).__name__}: {exc}"})
-        data = json.dumps(reply.body).encode()
+        # Bytes are a text served as is (a result_url's content, with its own Content-Type); the rest is JSON.
+        raw = isinstance(reply.body, bytes)
+        data = reply.body if raw else json.dumps(reply.body).encode()
         self.send_response(reply.status)
-        self.send_header("Content-Type", JSON)  # exactly this: the CLI rejects "; charset=utf-8"
+        if not raw:
+            self.send_header("Content-Type", JSON)  # exactly this: the CLI rejects "; charset=utf-8"
         self.send_header("Content-Length", str(len(data)))
         for name, value in reply.headers.items():
             self.send_header(name, value)

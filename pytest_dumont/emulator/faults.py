@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-CREATE_FAULTS = ("offer_taken", "never_boots", "exits", "offline", "ssh_never_up", "lost_answer")
+CREATE_FAULTS = ("offer_taken", "never_boots", "exits", "oci_error", "offline", "ssh_never_up", "lost_answer")
 AUTH_STATUSES = (401, 403, 404)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,6 +24,21 @@ RUNTYPE_WORDS = (
     "jupyter_direct",
     "args",
 )
+
+
+# Runtype words that map ports on the machine's public IP (vast-api.md section 3): SSH's 22, Jupyter's 8080 too.
+DIRECT_PORTS = {"ssh_direc": (22,), "ssh_direct": (22,), "jupyter_direc": (8080, 22), "jupyter_direct": (8080, 22)}
+
+
+def port_flag(flag: str) -> tuple[int, str] | None:
+    """``"-p 8080:8080"`` (docker's forms: ``-p 8080``, ``-p 1.2.3.4:80:8080``, ``/udp``) -> ``(8080, "tcp")``."""
+    if not flag.startswith("-p "):
+        return None
+    spec, _, proto = flag[3:].strip().partition("/")
+    container = spec.rsplit(":", 1)[-1]
+    if not container.isdigit() or not 1 <= int(container) <= 65535 or proto not in ("", "tcp", "udp"):
+        raise invalid_args(f"env flag {flag!r} is not a port mapping such as '-p 8080:8080'")
+    return int(container), proto or "tcp"
 
 
 class Cancellable(Protocol):
@@ -62,6 +78,30 @@ class CreateRequest:
         script = len(self.onstart or "") + sum(len(str(a)) for a in self.args or [])
         if script > 4096:
             raise invalid_args("args and onstart together are longer than 4096 characters")
+        for flag in self.env:
+            port_flag(str(flag))  # a malformed -p is a 400
+
+    @property
+    def mapped_ports(self) -> tuple[int, ...]:
+        """Container TCP ports the instance exposes directly: its runtype's, then ``-p`` flags in env, in order."""
+        ports: list[int] = [p for word in self.runtype.split() for p in DIRECT_PORTS.get(word, ())]
+        for flag in self.env:
+            parsed = port_flag(str(flag))
+            if parsed is not None and parsed[1] == "tcp":  # UDP mappings are not emulated
+                ports.append(parsed[0])
+        return tuple(dict.fromkeys(ports))
+
+    @property
+    def main_command(self) -> str | None:
+        """What runtype ``args`` runs as the container's process: ``onstart`` as the program, then ``args``.
+
+        dstack sends ``"onstart": "/bin/sh", "args": ["-c", "<setup>"]``. Without ``onstart`` the image's own
+        entrypoint would come first; the emulator has no image, so ``args`` run as a command on their own.
+        """
+        if "args" not in self.runtype.split():
+            return None
+        argv = [*shlex.split(self.onstart or ""), *(str(a) for a in self.args or [])]
+        return shlex.join(argv) if argv else None
 
     @property
     def env_vars(self) -> dict[str, str]:
@@ -203,6 +243,7 @@ def instance_row(inst: Instance, wall: float, now: float) -> dict[str, Any]:
     offer, request = inst.offer, inst.request
     running = inst.actual_status == "running"
     port = inst.host.port
+    direct = inst.host.direct_ports  # container port -> port on the public (direct) address
     gpu_hourly = inst.dph_base if running else 0.0
     uptime = (now - inst.running_since) / 60.0 if inst.running_since is not None else None
     row: dict[str, Any] = {
@@ -225,13 +266,18 @@ def instance_row(inst: Instance, wall: float, now: float) -> dict[str, Any]:
         # The CLI connects to ssh_port + 1 when "jupyter" is in the runtype: keep that arithmetic right.
         "ssh_port": port - 1 if "jupyter" in request.runtype else port,
         "ssh_idx": "0",
-        "machine_dir_ssh_port": port,
-        "public_ipaddr": "127.0.0.1",
-        "local_ipaddrs": "127.0.0.1",
+        # The proxy (ssh_host:ssh_port) and the direct endpoint (public_ipaddr + ports["22/tcp"]) differ, as on Vast.
+        "machine_dir_ssh_port": direct.get(22),
+        "public_ipaddr": inst.host.direct_ip,
+        "local_ipaddrs": inst.host.direct_ip,
         # HostPort is a string, and ports exist only while running.
-        "ports": {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]} if running else None,  # noqa: S104
-        "direct_port_start": port,
-        "direct_port_end": port,
+        "ports": (
+            {f"{c}/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(h)}] for c, h in direct.items()}  # noqa: S104
+            if running
+            else None
+        ),
+        "direct_port_start": min(direct.values(), default=None),
+        "direct_port_end": max(direct.values(), default=None),
         "direct_port_count": offer.get("direct_port_count"),
         "machine_id": offer["machine_id"],
         "host_id": offer["host_id"],

@@ -65,7 +65,7 @@ _DEFAULTS: dict[str, Any] = {
     "cpu_cores": 64,
     "cpu_cores_effective": 16.0,
     "cpu_ghz": 3.7,
-    "cpu_ram": 128000.0,
+    "cpu_ram": 128000,
     "disk_bw": 2650.0,
     "disk_name": "Samsung SSD 990 PRO 2TB",
     "inet_up": 850.0,
@@ -92,6 +92,25 @@ _DEFAULTS: dict[str, Any] = {
     "duration": 30 * 86400.0,
     "is_bid": False,
 }
+
+# Integers on the live API (vast-api.md section 15): a float here crashes clients that do integer arithmetic.
+INTEGER_FIELDS = (
+    "gpu_ram",
+    "gpu_total_ram",
+    "cpu_ram",
+    "cpu_cores",
+    "num_gpus",
+    "direct_port_count",
+    "machine_id",
+    "host_id",
+    "bundle_id",
+    "ask_contract_id",
+    "compute_cap",
+    "has_avx",
+    "hosting_type",
+)
+# hosting_type: 0 community, 1 datacenter (secure cloud); the SDK derives datacenter = hosting_type == 1.
+HOSTING_TYPES = (0, 1)
 
 _VERIFICATIONS = ("verified", "unverified", "deverified")
 
@@ -185,6 +204,8 @@ def _complete(entry: Any, where: str) -> dict[str, Any]:
     offer: dict[str, Any] = dict(_DEFAULTS)
     offer.update(entry)
     offer.pop("comment", None)
+    if offer["hosting_type"] not in HOSTING_TYPES:
+        raise MarketError(f"{where}: hosting_type must be 0 (community) or 1 (datacenter)")
     if offer["verification"] not in _VERIFICATIONS:
         raise MarketError(f"{where}: verification must be one of {', '.join(_VERIFICATIONS)}")
     _derive(offer)
@@ -219,7 +240,7 @@ def _derive(offer: dict[str, Any]) -> None:
         "bundle_id": offer_id + 1_000_000_000,
         "machine_id": 10_000 + offer_id % 90_000,
         "host_id": 100_000 + offer_id % 900_000,
-        "gpu_ram": float(model.memory_mib),
+        "gpu_ram": model.memory_mib,
         "gpu_arch": "nvidia",
         "gpu_frac": 1.0,
         "compute_cap": model.compute_cap,
@@ -236,6 +257,9 @@ def _derive(offer: dict[str, Any]) -> None:
     for name, value in derived.items():
         offer.setdefault(name, value)
     offer.setdefault("gpu_total_ram", offer["gpu_ram"] * count)
+    for name in INTEGER_FIELDS:  # Vast sends these as integers; the SDK's chunked search does bitwise & on gpu_ram
+        if isinstance(offer.get(name), float):
+            offer[name] = round(offer[name])
     offer.setdefault("end_date", offer["start_date"] + offer["duration"])
     offer.setdefault("internet_up_cost_per_tb", round(offer["inet_up_cost"] * 1024, 4))
     offer.setdefault("internet_down_cost_per_tb", round(offer["inet_down_cost"] * 1024, 4))

@@ -263,15 +263,24 @@ def search_offers(offers: Iterable[Mapping[str, Any]], query: Mapping[str, Any])
             limit = min(wanted, MAX_OFFERS)
     keys = _parse_order(query.get("order"))
     priced = [priced_offer(o, allocated, offer_type) for o in offers]
-    known = set().union(*(p.keys() for p in priced)) if priced else set()
-    # Unknown fields are ignored, as the API does; a known field with a value of the wrong type is a 400.
+    known = set().union(*(p.keys() for p in priced)) | set(VIRTUAL_FIELDS) if priced else set()
+    # Unknown fields are ignored, as the API evidently does (gpuhunt, dstack's catalog, filters on a field no offer
+    # has, compute_capability, and gets offers); a known field with a value of the wrong type is a 400.
     filters = {
         field: _normalise_filter(field, condition)
         for field, condition in query.items()
         if field not in _CONTROL_KEYS and field in known
     }
-    selected = [p for p in priced if matches(p, filters)]
+    selected = [p for p in priced if matches(_with_virtual_fields(p), filters)]
     return _sort(selected, keys)[:limit]
+
+
+# Filterable on Vast but not in the offer rows: derived from stored fields (the SDK derives datacenter the same way).
+VIRTUAL_FIELDS = ("datacenter",)
+
+
+def _with_virtual_fields(offer: dict[str, Any]) -> dict[str, Any]:
+    return {**offer, "datacenter": offer.get("hosting_type") == 1}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .errors import ApiError, invalid_args
 from .instance import CreateRequest
 from .profiles import schedule
 from .query import QueryError, list_instances
+from .results import Extras
 from .world import World
 
 DEPRECATED_V0_LIST = {
@@ -65,18 +66,21 @@ class Route:
     handler: Handler
     auth: bool  # Vast routes need the key; gpu_names and /_emulator/ do not
     instance_key_ok: bool = False  # an instance_api_key may start, stop and destroy its own instance
+    anonymous_ok: bool = False  # served without a key (offer search); a key that is sent must still be valid
 
 
 ROUTES: list[Route] = []
 
 
-def route(method: str, path: str, *, auth: bool = True, instance_key_ok: bool = False) -> Callable[[Handler], Handler]:
+def route(
+    method: str, path: str, *, auth: bool = True, instance_key_ok: bool = False, anonymous_ok: bool = False
+) -> Callable[[Handler], Handler]:
     """Register a handler; ``{id}`` in ``path`` is an integer parameter; the trailing slash is optional."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", path.rstrip("/"))
     pattern = re.compile(f"^{regex}/?$")
 
     def register(fn: Handler) -> Handler:
-        ROUTES.append(Route(method, pattern, f"{method} {path}", fn, auth, instance_key_ok))
+        ROUTES.append(Route(method, pattern, f"{method} {path}", fn, auth, instance_key_ok, anonymous_ok))
         return fn
 
     return register
@@ -87,6 +91,7 @@ class Routes:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.extras = Extras()  # result texts and snapshot requests (``ops_routes``)
 
     # -- Vast: account ------------------------------------------------------------------------------------------
 
@@ -112,12 +117,13 @@ class Routes:
         return ok()
 
     # -- Vast: offers --------------------------------------------------------------------------------------------
+    # Vast serves offer search without a key (gpuhunt, dstack's catalog, never sends one).
 
-    @route("POST", "/api/v0/bundles/")
+    @route("POST", "/api/v0/bundles/", anonymous_ok=True)
     def search_post(self, req: Request) -> Reply:
         return ok({"offers": self.world.search(req.object_body())})
 
-    @route("GET", "/api/v0/bundles/")
+    @route("GET", "/api/v0/bundles/", anonymous_ok=True)
     def search_get(self, req: Request) -> Reply:
         try:
             query = json.loads(req.query.get("q") or "{}")
@@ -127,7 +133,7 @@ class Routes:
             raise ApiError(400, "invalid_args", "error 400: q must be a JSON object")
         return ok({"offers": self.world.search(query)})
 
-    @route("PUT", "/api/v0/search/asks/")
+    @route("PUT", "/api/v0/search/asks/", anonymous_ok=True)
     def search_asks(self, req: Request) -> Reply:
         body = req.object_body()
         query = body.get("q", {})
@@ -205,14 +211,15 @@ class Routes:
     @route("PUT", "/api/v0/instances/")
     def manage_many(self, req: Request) -> Reply:
         body = req.object_body()
-        for instance_id in _id_list(body, "ids"):
-            self._set_state(instance_id, body.get("state"))
+        state = body.get("state")
+        if state not in ("running", "stopped"):
+            raise invalid_args(f'state must be "running" or "stopped", got {state!r}')
+        self.world.set_state_many(_id_list(body, "ids"), state)
         return ok()
 
     @route("DELETE", "/api/v0/instances/")
     def destroy_many(self, req: Request) -> Reply:
-        for instance_id in _id_list(req.object_body(), "instance_ids"):
-            self.world.destroy(instance_id)
+        self.world.destroy_many(_id_list(req.object_body(), "instance_ids"))
         return ok()
 
     @route("PUT", "/api/v0/instances/reboot/{id}/")
@@ -253,6 +260,7 @@ class Routes:
     @route("POST", "/_emulator/reset/", auth=False)
     def reset(self, req: Request) -> Reply:
         self.world.reset()
+        self.extras.clear()
         return ok()
 
     @route("GET", "/_emulator/faults/", auth=False)
@@ -299,6 +307,13 @@ class Routes:
         self.world.force_status(req.params["id"], body["actual_status"], None if msg is None else str(msg))
         return ok()
 
+    @route("POST", "/_emulator/instances/{id}/outbid/", auth=False)
+    def outbid(self, req: Request) -> Reply:
+        min_bid = req.object_body().get("min_bid")
+        if min_bid is not None and (isinstance(min_bid, bool) or not isinstance(min_bid, (int, float))):
+            raise invalid_args("min_bid must be a number ($/h) or absent")
+        return ok(self.world.outbid(req.params["id"], None if min_bid is None else float(min_bid)))
+
     @route("POST", "/_emulator/instances/{id}/gpu_utilization/", auth=False)
     def gpu_utilization(self, req: Request) -> Reply:
         percent = req.object_body().get("percent")
@@ -325,8 +340,9 @@ def _optional(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...])
 def parse_create(body: Mapping[str, Any]) -> CreateRequest:
     """The create body as the CLI sends it (every key present, most null) -> a checked ``CreateRequest``."""
     env = body.get("env") or {}
+    if isinstance(env, str):
+        env = {}  # the docs once called env a docker-flag string: Vast accepts one and applies none of it
     if not isinstance(env, dict):
-        # The docs once called env a docker-flag string; the API wants an object (a string is not applied).
         raise invalid_args('env must be an object such as {"A": "1", "-p 8080:8080": "1"}')
     disk = body.get("disk", 10.0)
     if isinstance(disk, bool) or not isinstance(disk, (int, float)):

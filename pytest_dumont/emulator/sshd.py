@@ -24,7 +24,7 @@ def _is_accepted_env(name: str) -> bool:
     return name == "LANG" or name.startswith("LC_")
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to (host, port) and not listening, so that connects to it are refused."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -35,6 +35,28 @@ def _bound_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def listed_in_authorized_keys(path: Path, key: asyncssh.SSHKey, client_addr: str = "127.0.0.1") -> bool:
+    """Whether an OpenSSH ``authorized_keys`` file lets ``key`` in (its ``from=`` options checked, as sshd would).
+
+    An unreadable file lets nobody in; a line that does not parse is skipped, as sshd skips it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            entry = asyncssh.import_authorized_keys(line)
+        except (asyncssh.KeyImportError, ValueError):
+            continue
+        if entry.validate(key, "localhost", client_addr) is not None:
+            return True
+    return False
 
 
 class _InstanceSFTP(asyncssh.SFTPServer):
@@ -87,8 +109,8 @@ class _Gatekeeper(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        """Accept root with a key authorized so far."""
-        return username == "root" and key.public_data in self._owner._keys
+        """Accept root with a key authorized through the API or listed in the instance's authorized_keys."""
+        return username == "root" and self._owner.accepts(key)
 
 
 class InstanceSSH:
@@ -104,7 +126,7 @@ class InstanceSSH:
         self._sandbox = sandbox
         self._host_key = host_key
         self.host = host
-        self._reservation: socket.socket | None = _bound_socket(host, 0)
+        self._reservation: socket.socket | None = bound_socket(host, 0)
         self.port: int = self._reservation.getsockname()[1]
         self._lock = threading.Lock()
         self._keys_lock = threading.Lock()
@@ -135,6 +157,17 @@ class InstanceSSH:
         with self._keys_lock:
             self._keys = self._keys | {key.public_data}
 
+    def accepts(self, key: asyncssh.SSHKey) -> bool:
+        """Whether ``key`` may log in: authorized through the API, or in ``/root/.ssh/authorized_keys`` inside.
+
+        The container's sshd honours that file, and clients rely on it (SkyPilot appends its key in ``onstart``).
+        It is read at each attempt, so a key appended a moment ago works and a removed one stops working.
+        """
+        with self._keys_lock:
+            if key.public_data in self._keys:
+                return True
+        return listed_in_authorized_keys(self._sandbox.root / "root" / ".ssh" / "authorized_keys", key)
+
     def open(self) -> None:
         """Start accepting on ``port``; returns once listening. Idempotent."""
         with self._lock:
@@ -142,7 +175,7 @@ class InstanceSSH:
                 raise RuntimeError(f"{self!r} was released")
             if self._acceptor is not None:
                 return
-            listener = _bound_socket(self.host, self.port)
+            listener = bound_socket(self.host, self.port)
             try:
                 self._acceptor = self._loop.run(self._listen(listener))
             except BaseException:

@@ -29,11 +29,17 @@ FIRST_INSTANCE_ID = 29441924  # the seed run's instance id
 STATUSES = ("created", "loading", "running", "stopped", "frozen", "exited", "rebooting", "unknown", "offline")
 PULL_MSG = "3f4ca61aafcd: Pull complete"
 WAITING_MSG = "3f4ca61aafcd: Waiting"
+OUTBID_MSG = "Instance stopped: outbid by a higher bid (min bid now ${min_bid:.4f}/h). Raise your bid to restart it."
+UNDERBID_MSG = "Your bid ${bid:.4f}/h is below the minimum bid ${min_bid:.4f}/h: the instance was created stopped."
 OCI_ERROR_MSG = (
     "Error response from daemon: OCI runtime create failed: runc create failed: unable to start container "
     'process: error during container init: error running hook #0: exit status 1, stdout: , stderr: "nvidia-'
     'container-cli: initialization error: nvml error: driver/library version mismatch": unknown'
 )
+
+
+# After a forced status, the schedule continues with this step.
+_NEXT_STEP = {None: "to_loading", "created": "to_loading", "rebooting": "to_loading", "loading": "to_running"}
 
 
 class Scheduler(Protocol):
@@ -72,6 +78,7 @@ class World:
         self._account_keys: dict[int, dict[str, Any]] = {}
         self._schedule = schedule or Schedule(FAST)
         self._faults = faults.updated({}) if faults is not None else Faults()  # a copy: creates consume it
+        self._templates: dict[str, dict[str, Any]] = {}  # template_hash_id -> template; none until one is added
 
     # -- configuration -------------------------------------------------------------------------------------------
 
@@ -179,13 +186,18 @@ class World:
                 raise no_such_ask(offer_id)
             if request.disk > float(offer["disk_space"]):
                 raise invalid_args(f"disk {request.disk:g} GB is more than the {offer['disk_space']} GB of this offer")
+            if request.template_hash_id is not None and request.template_hash_id not in self._templates:
+                # Stricter than accepting it: the emulator knows no template it was not given.
+                raise ApiError(404, "no_such_template", f"Template {request.template_hash_id} not found.")
             fault = self._faults.next_create_fault()
             if fault == "offer_taken":
                 del self._offers[offer_id]  # someone else got it: gone until reset
                 raise no_such_ask(offer_id)
             instance_id = next(self._ids)
             api_key = secrets.token_hex(32)
-            host = self._host_factory(HostSpec(instance_id, dict(offer), api_key, request.env_vars))
+            # A machine without open ports (direct_port_count 0) maps none: clients fall back to the SSH proxy.
+            ports = request.mapped_ports if int(offer.get("direct_port_count") or 0) > 0 else ()
+            host = self._host_factory(HostSpec(instance_id, dict(offer), api_key, request.env_vars, ports))
             inst = Instance(
                 id=instance_id,
                 offer=dict(offer),
@@ -209,6 +221,19 @@ class World:
             self._instances[instance_id] = inst
             self._rented[offer_id] = instance_id
             self._record(inst)
+            min_bid = float(offer.get("min_bid") or 0.0)
+            if request.price is not None and request.price < min_bid:
+                # Vast creates an underbid interruptible instance stopped and says so (dstack destroys it).
+                inst.intended_status = inst.cur_state = inst.next_state = "stopped"
+                msg = UNDERBID_MSG.format(bid=request.price, min_bid=min_bid)
+                self._set_status(inst, None, msg, mark="stopped")
+                return {
+                    "success": False,
+                    "error": "bid_too_low",
+                    "msg": msg,
+                    "new_contract": instance_id,
+                    "instance_api_key": api_key,
+                }
             self._schedule_step(inst, "to_loading")
             if fault == "lost_answer":
                 # The machine is rented, but the answer is lost at the gateway: the client never learns the id.
@@ -246,6 +271,11 @@ class World:
             inst = self._live(instance_id)
             if inst.intended_status == "running":
                 return
+            min_bid = float(inst.offer.get("min_bid") or 0.0)
+            if inst.request.price is not None and inst.request.price < min_bid:
+                raise ApiError(
+                    200, "bid_too_low", f"Your bid ${inst.request.price:.4f}/h is below the min bid ${min_bid:.4f}/h."
+                )
             inst.bump()
             inst.intended_status = inst.cur_state = inst.next_state = "running"
             self._set_status(inst, "loading", "starting container")
@@ -261,8 +291,8 @@ class World:
             inst.bump()
             self._close_ssh(inst)
             inst.host.close()  # the container restarts: its onstart runs again once it is running
-            self._set_status(inst, "loading", "rebooting")
-            self._schedule_step(inst, "to_running")
+            self._set_status(inst, "rebooting", "rebooting")  # Vast shows its own transient status first
+            self._schedule_step(inst, "to_loading")
 
     def set_label(self, instance_id: int, label: str) -> None:
         with self._lock:
@@ -284,6 +314,45 @@ class World:
         with self._lock:
             if self._live(instance_id).keys.pop(key_id, None) is None:
                 raise ApiError(404, "no_such_ssh_key", "SSH key not found on this instance.")
+
+    def outbid(self, instance_id: int, min_bid: float | None = None) -> dict[str, Any]:
+        """Someone bids more for an interruptible instance's machine: it stops, and cannot restart below the new bid."""
+        with self._lock:
+            inst = self._live(instance_id)
+            bid = inst.request.price
+            if bid is None:
+                raise ApiError(409, "not_interruptible", f"instance {instance_id} is on-demand: it cannot be outbid")
+            new_min = round(bid * 1.25 + 0.001, 4) if min_bid is None else float(min_bid)
+            if new_min <= bid:
+                raise invalid_args(f"min_bid must be above the instance's bid {bid:g}, got {new_min:g}")
+            self._offers[int(inst.offer["id"])]["min_bid"] = new_min
+            inst.offer["min_bid"] = new_min
+            inst.bump()
+            inst.intended_status = inst.cur_state = inst.next_state = "stopped"
+            self._set_status(inst, "exited", OUTBID_MSG.format(min_bid=new_min), mark="stopped")
+            self._close_ssh(inst)
+            inst.host.close()
+            return {"success": True, "min_bid": new_min}
+
+    def destroy_many(self, instance_ids: list[int]) -> None:
+        """Bulk destroy, all or nothing: one gone id refuses the whole request whatever the order (the stricter)."""
+        with self._lock:
+            self._check_all_live(instance_ids)
+            for instance_id in instance_ids:
+                self.destroy(instance_id)
+
+    def set_state_many(self, instance_ids: list[int], state: str) -> None:
+        """Bulk stop or start, all or nothing like ``destroy_many``."""
+        with self._lock:
+            self._check_all_live(instance_ids)
+            change = self.stop if state == "stopped" else self.start
+            for instance_id in instance_ids:
+                change(instance_id)
+
+    def _check_all_live(self, instance_ids: list[int]) -> None:
+        gone = [i for i in instance_ids if i not in self._instances or self._instances[i].destroyed_mono is not None]
+        if gone:
+            raise ApiError(404, "no_such_instance", f"Instance not found: {', '.join(map(str, gone))}.")
 
     def set_gpu_utilization(self, instance_id: int, percent: float) -> None:
         with self._lock:
@@ -311,7 +380,7 @@ class World:
             if actual_status != "running":
                 self._close_ssh(inst)
             self._set_status(inst, actual_status, status_msg)
-            next_step = {None: "to_loading", "created": "to_loading", "loading": "to_running"}.get(actual_status)
+            next_step = _NEXT_STEP.get(actual_status)
             if actual_status == "running" and not inst.ssh_up:
                 next_step = "to_ssh"
             if next_step is not None:
@@ -340,19 +409,27 @@ class World:
             inst.bump()  # an explicit advance replaces the pending timer
         if inst.intended_status != "running":
             return False
-        if inst.actual_status in (None, "created"):
-            self._set_status(inst, "loading", PULL_MSG)
+        if inst.actual_status == "created" and inst.status_msg == OCI_ERROR_MSG:
+            return False  # a failed boot stays there, as on Vast
+        if inst.actual_status in (None, "created", "rebooting"):
+            self._set_status(inst, "loading", PULL_MSG if inst.actual_status != "rebooting" else "starting container")
             self._schedule_step(inst, "to_running")
         elif inst.actual_status == "loading":
             if inst.fault == "never_boots":
                 return False
             if inst.fault == "exits":
                 self._set_status(inst, "exited", OCI_ERROR_MSG)
+            elif inst.fault == "oci_error":
+                self._set_status(inst, "created", OCI_ERROR_MSG)  # observed on Vast, and what dstack expects
             elif inst.fault == "offline":
                 self._set_status(inst, "offline", "host offline")
             else:
-                self._set_status(inst, "running", f"success, running {inst.request.image or 'template'}/ssh")
-                if inst.request.onstart:
+                main = inst.request.main_command
+                kind = "args" if main is not None else "jupyter" if "jupyter" in inst.request.runtype else "ssh"
+                self._set_status(inst, "running", f"success, running {inst.request.image or 'template'}/{kind}")
+                if main is not None:
+                    inst.host.run_main(main)  # runtype args: the container's own process
+                elif inst.request.onstart:
                     inst.host.run_onstart(inst.request.onstart)  # like Vast: at each container start
                 self._schedule_step(inst, "to_ssh")
         elif inst.actual_status == "running" and not inst.ssh_up and inst.fault != "ssh_never_up":

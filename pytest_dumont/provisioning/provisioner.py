@@ -42,6 +42,7 @@ from pytest_dumont.provisioning.failed_machines import FailedMachines
 from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
 from pytest_dumont.vast.models import Instance, Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters, find_offers
+from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 if TYPE_CHECKING:
     import fabric
@@ -63,11 +64,9 @@ class Deadlines:
     poll_max: float = 2.0
     ssh_retry_max: float = 0.1  # a refused SSH connect costs no API call: retried often, SSH is seen up sooner
 
-    def poll_delays(self) -> Iterator[float]:
-        delay = self.poll_first
-        while True:
-            yield delay
-            delay = min(delay * self.poll_factor, self.poll_max)
+    @property
+    def polling(self) -> Backoff:
+        return Backoff(self.poll_first, self.poll_factor, self.poll_max)
 
 
 class Provisioner:
@@ -230,20 +229,21 @@ class Provisioner:
 
     def _wait_running(self, record: InstanceRecord, clock: Clock) -> Instance:
         """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""
-        deadline = record.created_at + self.deadlines.boot
-        last: Instance | None = None
+        seen: list[Instance] = []
         not_running_seen_at = record.created_at  # the last poll that saw it not running yet
-        for delay in self.deadlines.poll_delays():
+
+        def probe() -> Instance | None:
+            nonlocal not_running_seen_at
             instance = self.client.show_instance(record.instance_id)
             now = self.clock.now()
             if instance is None:
                 raise InstanceFailedToBoot(
                     f"instance {record.instance_id} disappeared while booting (destroyed elsewhere?)",
                     instance_id=record.instance_id,
-                    last_status=last.status if last else None,
+                    last_status=seen[-1].status if seen else None,
                 )
             self._note_status(record, instance, now)
-            last = instance
+            seen.append(instance)
             if instance.actual_status != "running":
                 not_running_seen_at = now
             elif record.running_at is None:
@@ -259,16 +259,20 @@ class Provisioner:
                     last_status=instance.status,
                     status_msg=instance.status_msg,
                 )
-            if now >= deadline:
-                raise InstanceFailedToBoot(
-                    f"instance {record.instance_id} did not reach running within {self.deadlines.boot:g} s "
-                    f"(last status {instance.status}, status_msg {instance.status_msg!r})",
-                    instance_id=record.instance_id,
-                    last_status=instance.status,
-                    status_msg=instance.status_msg,
-                )
-            clock.sleep(min(delay, max(0.0, deadline - now)))
-        raise AssertionError("unreachable: poll_delays never ends")
+            return None
+
+        deadline = record.created_at + self.deadlines.boot
+        try:
+            return poll(probe, clock=clock, deadline=deadline, backoff=self.deadlines.polling)
+        except WaitTimedOut:
+            last = seen[-1]
+            raise InstanceFailedToBoot(
+                f"instance {record.instance_id} did not reach running within {self.deadlines.boot:g} s "
+                f"(last status {last.status}, status_msg {last.status_msg!r})",
+                instance_id=record.instance_id,
+                last_status=last.status,
+                status_msg=last.status_msg,
+            ) from None
 
     def _note_status(self, record: InstanceRecord, instance: Instance, now: float) -> None:
         if self.on_status is not None:  # at every poll, so that a status line's seconds advance while it waits
@@ -309,19 +313,13 @@ class Provisioner:
             forget_host_key(self.known_hosts, SSHTarget(*record.ssh_address))
 
     def _confirm_gone(self, record: InstanceRecord) -> None:
-        deadline = self.clock.now() + self.deadlines.destroy_confirm
-        for delay in self.deadlines.poll_delays():
-            try:
-                if self.client.show_instance(record.instance_id) is None:
-                    return
-            except InstanceNotFound:
-                return
-            except DumontError as exc:
-                if self.clock.now() >= deadline:
-                    raise TeardownError([record.instance_id], f"could not check: {exc}") from None
-            if self.clock.now() >= deadline:
-                raise TeardownError([record.instance_id], "the API still lists it")
-            self.clock.sleep(delay)
+        confirm_gone(
+            self.client,
+            record.instance_id,
+            clock=self.clock,
+            within=self.deadlines.destroy_confirm,
+            backoff=self.deadlines.polling,
+        )
 
     def _sweep_label(self, label: str) -> bool:
         """Destroy whatever carries ``label``: a create that errored may still have rented a machine."""
@@ -404,3 +402,23 @@ def _close_quietly(connection: Any) -> None:
 def describe_request(request: ProvisionRequest) -> Mapping[str, Any]:
     """Public, secret-free facts about a request, for reports."""
     return {"filters": request.filters.describe(), "image": request.image}
+
+
+def confirm_gone(client: VastClient, instance_id: int, *, clock: Clock, within: float, backoff: Backoff) -> None:
+    """Poll until the API no longer lists ``instance_id``; TeardownError when it still does after ``within`` s.
+
+    An API error while checking is retried until the deadline: a destroy is confirmed or reported, never assumed.
+    """
+
+    def gone() -> bool | None:
+        try:
+            return True if client.show_instance(instance_id) is None else None
+        except InstanceNotFound:
+            return True
+
+    try:
+        poll(gone, clock=clock, deadline=clock.now() + within, backoff=backoff, retry_on=(DumontError,))
+    except WaitTimedOut as exc:
+        if exc.last_error is not None:
+            raise TeardownError([instance_id], f"could not check: {exc.last_error}") from None
+        raise TeardownError([instance_id], f"the API still lists it after {within:g} s") from None

@@ -76,7 +76,7 @@ FACT_COMMANDS = {
 
 
 def gather_facts(connection: Any, record: InstanceRecord) -> None:
-    """Read the GPU and disk lines once per instance, as the seed report shows them; a failure leaves them out."""
+    """Read the GPU and disk lines once per instance, as a report shows them; a failure leaves them out."""
     if record.facts:
         return
     for key, command in FACT_COMMANDS.items():

@@ -8,11 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pytest_dumont.errors import ReportError as ReportError
 from pytest_dumont.reporting.document import SCHEMA, SCHEMA_VERSION, Doc, projections, reference_prices, totals
-
-
-class ReportError(Exception):
-    """A report that cannot be written or read; the message names the path and what to do."""
 
 
 def write_text(path: Path, text: str) -> None:

@@ -165,9 +165,6 @@ class LedgerFile:
     def created(self, label: str, instance_id: int) -> None:
         self._set(label=label, instance_id=instance_id, state="live")
 
-    def mark(self, instance_id: int, state: str, note: str = "") -> None:
-        self._set(instance_id=instance_id, state=state, note=note)
-
     def settle(self, label: str, instance_id: int | None, state: str, note: str = "") -> None:
         """Record how an instance ended, found by its label (unique per session) or else its id."""
 

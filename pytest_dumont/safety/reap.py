@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_dumont.errors import DumontError, InstanceNotFound
+from pytest_dumont.clock import SystemClock
+from pytest_dumont.errors import DumontError, InstanceNotFound, TeardownError
+from pytest_dumont.provisioning.provisioner import Deadlines, confirm_gone
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
 
 
@@ -18,21 +20,11 @@ def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0
         pass
     except DumontError as exc:
         return f"destroy failed: {exc.message}"
-    deadline = time.monotonic() + deadline_s
-    delay = 0.05
-    while True:
-        try:
-            if client.show_instance(instance_id) is None:
-                return None
-        except InstanceNotFound:
-            return None
-        except DumontError as exc:
-            if time.monotonic() >= deadline:
-                return f"could not confirm: {exc.message}"
-        if time.monotonic() >= deadline:
-            return f"the API still lists it after {deadline_s:g} s"
-        time.sleep(delay)  # polling the API for the destroy to show: the wait has a deadline
-        delay = min(delay * 1.5, 2.0)
+    try:
+        confirm_gone(client, instance_id, clock=SystemClock(), within=deadline_s, backoff=Deadlines().polling)
+    except TeardownError as exc:
+        return exc.cause
+    return None
 
 
 @dataclass

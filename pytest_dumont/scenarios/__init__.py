@@ -1,4 +1,4 @@
-"""The seed's "next steps" as ready-made scenarios, and their building blocks as public functions.
+"""What GPU teams test after a first rental, as ready-made scenarios, and their building blocks as public functions.
 
 Run them as they are (``pytest --pyargs pytest_dumont.scenarios --dumont-mode=emulator``, or ``dumont test NAME``),
 or import the blocks into your own tests: ``snapshot``/``restore``/``verify`` with a ``LocalStore`` or ``S3Store``,

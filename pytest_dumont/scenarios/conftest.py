@@ -56,7 +56,7 @@ def scenario_figures(request: pytest.FixtureRequest) -> Figures:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One block per scenario that recorded figures: what the seed's report tabulated by hand."""
+    """One block per scenario that recorded figures: the figures a team would otherwise tabulate by hand."""
     lines: list[str] = []
     for reports in terminalreporter.stats.values():
         for report in reports:

@@ -1,5 +1,5 @@
 """The idle watcher of auto-hibernation: sample GPU utilisation with ``nvidia-smi`` until it stays under a threshold for
-a whole window, then snapshot and destroy (the seed's "GPU < 5% for 3 minutes").
+a whole window, then snapshot and destroy (by default: GPU under 5% for 3 minutes).
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_dumont.clock import Clock, SystemClock
-from pytest_dumont.errors import DumontError, SSHCommandError
+from pytest_dumont.errors import IdleTimeout as IdleTimeout
+from pytest_dumont.errors import SSHCommandError
 from pytest_dumont.scenarios.snapshot import Manifest, SnapshotStore, snapshot
 
 UTILIZATION_QUERY = "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits"
-
-
-class IdleTimeout(DumontError):
-    """The GPU did not stay idle for a whole window before the watcher's deadline."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Failover (the seed's "Teste de Failover Completo"): instance 1 writes files, they are snapshotted with an MD5
+"""Failover: instance 1 writes files, they are snapshotted with an MD5
 manifest, instance 1 is stopped (paused), instance 2 is rented, the snapshot is restored there and every MD5 checked,
 and both are destroyed.
 

@@ -1,9 +1,9 @@
-"""Auto-hibernation (the seed's "Teste de Auto-Hibernation"): an idle watcher samples GPU utilisation with
+"""Auto-hibernation: an idle watcher samples GPU utilisation with
 ``nvidia-smi``; once it stays under 5% for 3 minutes, the instance is snapshotted and destroyed.
 
 Against the emulator the utilisation is driven through its control API (80%, then 0% after a few busy samples) and
-time is scaled: a 0.3 s window sampled every 50 ms. Live, a fresh instance is idle by itself and the seed's 3 minutes
-apply.
+time is scaled: a 0.3 s window sampled every 50 ms. Live, a fresh instance is idle by itself and the whole
+3 minutes apply.
 """
 
 from __future__ import annotations

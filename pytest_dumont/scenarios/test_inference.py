@@ -1,4 +1,4 @@
-"""Inference throughput (the seed's Ollama/Qwen test): start a model server on the instance, send prompts, report
+"""Inference throughput (an Ollama-style model server): start a model server on the instance, send prompts, report
 tokens per second and time to first token.
 
 Live: Ollama with ``qwen3:0.6b`` (it downloads Ollama and the model, so it needs the internet: not runnable offline).

@@ -1,8 +1,8 @@
-"""Snapshot and restore of a large artifact (the seed's model test, size-parametric): make N MB of data on one
+"""Snapshot and restore of a large artifact (a model's weights, size-parametric): make N MB of data on one
 instance, snapshot it, restore it on a new instance, verify its MD5; report the bandwidth and the time per GB.
 
 Sizes come from ``DUMONT_ARTIFACT_MB`` (comma-separated, default 64): ``DUMONT_ARTIFACT_MB=1000,7000 dumont test
-large_artifact --real`` moves a 7 GB "model" as the seed's Llama 7B would be.
+large_artifact --real`` moves a 7 GB "model", the size of a 7B-parameter model's weights in 8 bits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lifecycle: the seed's journey, with its report's validation checklists ("Validações") as asserts.
+"""Lifecycle: the whole rental journey, with a checklist of what must hold at each step as asserts.
 
 Rent the cheapest RTX 4090 under $0.50/h, write a file over SSH, read it back, check the GPU and the disk, destroy the
 instance and confirm it is gone. ``dumont test lifecycle`` runs it against the emulator; ``--real`` on Vast.ai

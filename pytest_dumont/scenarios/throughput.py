@@ -82,7 +82,7 @@ class PromptTiming:
 
 @dataclass(frozen=True)
 class Throughput:
-    """The figures the seed's team asked for: tokens per second and time to first token, over every prompt."""
+    """The figures a model server is judged by: tokens per second and time to first token, over every prompt."""
 
     server: str
     model: str

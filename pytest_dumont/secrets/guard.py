@@ -11,17 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_dumont.secrets.redact import known_secrets
+from pytest_dumont.secrets.redact import SHAPES, known_secrets
 
-# Shapes that are secrets whatever their value. Values already scrubbed to *** never match.
-SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")),
-    ("bearer token", re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}")),
-    ("api_key parameter", re.compile(r"(?i)\bapi_key=(?!\*\*\*)[^&\s\"']{8,}")),
-    ("api key field", re.compile(r"(?i)[\"']?(?:instance_)?api_key[\"']?\s*[:=]\s*[\"'](?!\*\*\*)[^\"']{8,}[\"']")),
-    ("OpenSSH public key", re.compile(r"\b(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) AAAA[0-9A-Za-z+/]{16,}")),
-    ("Authorization header", re.compile(r"(?im)^\s*-?\s*Authorization:\s*$|[\"']Authorization[\"']\s*:")),
-)
 SCANNED_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".html", ".xml", ".txt", ".log", ".md"})
 
 
@@ -51,9 +42,7 @@ def scan_text(
     findings: list[Finding] = []
     literal = [s for s in secrets if len(s) >= 8]
     for number, line in enumerate(text.splitlines(), 1):
-        for what, shape in SHAPES:
-            if shape.search(line):
-                findings.append(Finding(path, number, what))
+        findings += [Finding(path, number, shape.name) for shape in SHAPES if shape.pattern.search(line)]
         for pattern in extra:
             if pattern.search(line):
                 findings.append(Finding(path, number, f"matches the configured pattern {pattern.pattern!r}"))

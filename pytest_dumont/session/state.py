@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_dumont.clock import SystemClock
+from pytest_dumont.clock import Clock, SystemClock
 from pytest_dumont.provisioning.records import Ledger
 from pytest_dumont.session.settings import Settings
 
@@ -21,7 +21,7 @@ def new_session_id() -> str:
 class SessionState:
     settings: Settings
     session_id: str = field(default_factory=new_session_id)
-    clock: SystemClock = field(default_factory=SystemClock)
+    clock: Clock = field(default_factory=SystemClock)
     ledger: Ledger = field(default_factory=Ledger)
     teardown_errors: list[str] = field(default_factory=list)
 

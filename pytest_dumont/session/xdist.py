@@ -36,7 +36,9 @@ from pytest_dumont.provisioning.records import Hold, InstanceRecord
 from pytest_dumont.session.prewarm import BackgroundProvisioning
 from pytest_dumont.session.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
 from pytest_dumont.session.state import SESSION_KEY, get_state
+from pytest_dumont.statefile import write_atomic
 from pytest_dumont.vast.models import Offer
+from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 HOLDS_KEY = "dumont_shared_holds"  # workeroutput: which tests held the shared instance, and when
 FINISHED = ("teardown", "???")  # a test's last report: its teardown, or the one xdist makes when its worker crashed
@@ -48,9 +50,7 @@ def default_request(config: pytest.Config) -> ProvisionRequest:
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data))
 
 
 class SharedInstance:
@@ -245,12 +245,20 @@ def _connect(config: pytest.Config, directory: Path) -> ReadyInstance:
     settings = state.settings
     deadline = state.clock.now() + settings.boot_timeout + settings.ssh_timeout + 60.0
     ready_file, failed_file = directory / "ready.json", directory / "failed.json"
-    while not ready_file.exists():
+
+    def handed_over() -> bool | None:
+        if ready_file.exists():
+            return True
         if failed_file.exists():
             raise ProvisioningError(f"the run's shared instance failed: {json.loads(failed_file.read_text())['error']}")
-        if state.clock.now() >= deadline or not directory.exists():
+        if not directory.exists():
             raise ProvisioningError("the xdist controller never handed over the run's shared instance")
-        state.clock.sleep(0.02)  # polling a file the controller writes once; no API call is spent
+        return None
+
+    try:  # polling a file the controller writes once: no API call is spent, so the pace stays short
+        poll(handed_over, clock=state.clock, deadline=deadline, backoff=Backoff(0.02, 1.0, 0.02))
+    except WaitTimedOut:
+        raise ProvisioningError("the xdist controller never handed over the run's shared instance") from None
     data = json.loads(ready_file.read_text())
     now = state.clock.now()
     record = InstanceRecord(  # not in this worker's ledger: the controller owns, bills and destroys it

@@ -23,6 +23,8 @@ from pytest_dumont import errors
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import HostKeyChanged
 from pytest_dumont.ssh.keys import SessionKey, public_fingerprint
+from pytest_dumont.statefile import write_atomic
+from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 DEFAULT_PROBE = "echo ready"
 
@@ -91,9 +93,7 @@ def forget_host_key(known_hosts: Path, target: SSHTarget) -> None:
         lines = known_hosts.read_text(encoding="ascii").splitlines(keepends=True)
         kept = [line for line in lines if name not in line.split(" ", 1)[0].split(",")]
         if len(kept) != len(lines):
-            partial = known_hosts.with_name(known_hosts.name + ".tmp")
-            partial.write_text("".join(kept), encoding="ascii")
-            partial.replace(known_hosts)
+            write_atomic(known_hosts, "".join(kept))
 
 
 def session_config(**overrides: Any) -> fabric.Config:
@@ -203,25 +203,32 @@ def wait_for_ssh(
     ``deadline`` is a ``clock.now()`` value, not a duration: pass ``clock.now() + seconds``.
     """
     key.load_private()  # a missing or broken key file is our bug, not the instance's: fail now, not at the deadline
-    start = clock.now()
     attempts = 0
-    delay = first_delay
-    while True:
+
+    def attempt_once() -> fabric.Connection:
+        nonlocal attempts
         attempts += 1
         # A black-holed port must not hold us far past the deadline; at least a second so that a slow handshake can win.
         timeout = min(attempt_timeout, max(deadline - clock.now(), 1.0))
         conn, last_error = _attempt(target, key, known_hosts, probe, timeout)
-        if conn is not None:
-            return conn, attempts
-        now = clock.now()
-        if now >= deadline:
-            raise errors.SSHNotReady(
-                f"SSH on {target} did not answer within {now - start:.1f}s "
-                f"({attempts} attempt{'s' if attempts != 1 else ''}); last error: {last_error}",
-                instance_id=instance_id,
-            )
-        clock.sleep(min(delay, deadline - now))
-        delay = min(delay * 1.5, max_delay)
+        if conn is None:
+            raise _NotYet(last_error)
+        return conn
+
+    backoff = Backoff(first_delay, 1.5, max_delay)
+    try:
+        conn = poll(attempt_once, clock=clock, deadline=deadline, backoff=backoff, retry_on=(_NotYet,))
+    except WaitTimedOut as exc:
+        raise errors.SSHNotReady(
+            f"SSH on {target} did not answer within {exc.waited:.1f}s "
+            f"({exc.attempts} attempt{'s' if exc.attempts != 1 else ''}); last error: {exc.last_error}",
+            instance_id=instance_id,
+        ) from None
+    return conn, attempts
+
+
+class _NotYet(Exception):
+    """One SSH attempt that failed in a way worth another (refused, reset, not yet accepting our key)."""
 
 
 def _attempt(

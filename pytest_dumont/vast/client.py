@@ -97,6 +97,11 @@ class VastClient:
     def __repr__(self) -> str:
         return f"VastClient(base_url={self.base_url!r})"
 
+    @property
+    def teardown_policy(self) -> RetryPolicy:
+        """What a destroy runs under: this client's policy, trying longer (a given-up destroy leaves money running)."""
+        return self.policy.for_teardown()
+
     def close(self) -> None:
         self._session.close()
 
@@ -152,7 +157,8 @@ class VastClient:
 
     def destroy_instance(self, instance_id: int) -> None:
         """``DELETE /api/v0/instances/{id}/``. Raises InstanceNotFound when it is already gone."""
-        self._call("DELETE", f"/api/v0/instances/{int(instance_id)}/", body={})
+        path = f"/api/v0/instances/{int(instance_id)}/"
+        self._call("DELETE", path, body={}, policy=self.teardown_policy)
 
     def set_state(self, instance_id: int, state: str) -> None:
         """Stop (``"stopped"``) or start (``"running"``) an instance."""
@@ -185,8 +191,10 @@ class VastClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         idempotent: bool = True,
+        policy: RetryPolicy | None = None,
     ) -> dict[str, Any]:
-        return self.policy.call(lambda: self._request(method, path, params, body), idempotent=idempotent)
+        policy = policy or self.policy
+        return policy.call(lambda: self._request(method, path, params, body), idempotent=idempotent)
 
     def _request(
         self, method: str, path: str, params: Mapping[str, str] | None, body: Mapping[str, Any] | None

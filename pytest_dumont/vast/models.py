@@ -1,8 +1,8 @@
 """Typed views of what the Vast.ai API returns, and of what a run measures.
 
 The API omits fields and sends ``null`` freely (``actual_status`` is null for the first seconds of an instance's
-life: the seed script crashed on exactly that), so every ``from_api`` tolerates missing keys and nulls, and keeps the
-raw mapping for anything not modelled here.
+life: a client that reads it as a string crashes there), so every ``from_api`` tolerates missing keys and nulls, and
+keeps the raw mapping for anything not modelled here.
 """
 
 from __future__ import annotations

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import tenacity
 
 from pytest_dumont.errors import RateLimited, ServerError, VastApiError, VastConnectionError
+from pytest_dumont.errors import RequestNotSent as RequestNotSent
 
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class RequestNotSent(VastConnectionError):
-    """The connection could not be opened, so the server never saw the request: safe to retry anything."""
+TEARDOWN_ATTEMPTS = 8
+TEARDOWN_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,15 @@ class RetryPolicy:
     retry_after_cap: float = 60.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def for_teardown(self) -> RetryPolicy:
+        """The policy a destroy runs under: the same sleep and clock, at least ``TEARDOWN_ATTEMPTS`` attempts within
+        ``TEARDOWN_SECONDS``. A destroy that gives up leaves money running, so it tries longer than other calls."""
+        return replace(
+            self,
+            attempts=max(self.attempts, TEARDOWN_ATTEMPTS),
+            total_seconds=max(self.total_seconds, TEARDOWN_SECONDS),
+        )
 
     def call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         """Run ``fn`` under this policy. Non-idempotent calls are retried only when the server never saw them."""
@@ -86,9 +94,7 @@ def _stop_after_delay(seconds: float, clock: Callable[[], float]) -> tenacity.st
     return _Stop()
 
 
-#: The default for API calls made while provisioning and tearing down.
+#: The default for every API call; a destroy runs under ``DEFAULT_POLICY.for_teardown()``.
 DEFAULT_POLICY = RetryPolicy()
-#: Teardown tries longer: a destroy that gives up leaves money running.
-TEARDOWN_POLICY = RetryPolicy(attempts=8, total_seconds=300.0)
 
-__all__ = ["DEFAULT_POLICY", "TEARDOWN_POLICY", "RequestNotSent", "RetryPolicy", "VastApiError"]
+__all__ = ["DEFAULT_POLICY", "TEARDOWN_ATTEMPTS", "TEARDOWN_SECONDS", "RequestNotSent", "RetryPolicy", "VastApiError"]

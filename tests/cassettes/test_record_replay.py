@@ -141,7 +141,7 @@ def test_a_command_not_in_the_cassette_names_it_the_nearest_and_the_file(pyteste
     result.stdout.fnmatch_lines(
         [
             "*CassetteError: SSH run 'exit 4' is not in cassette *test_gpu/test_shell.ssh.yaml; "
-            "nearest recorded: 'run exit 3'*"
+            "nearest recorded: run exit 3 *"
         ]
     )
 

@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import paramiko
 import pytest
 import requests
+from api_waits import DEADLINE_S, history, keypair, wait_for
 from cli_recorded import cli_recorded_query
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pytest_dumont.emulator import Faults
+from pytest_dumont.emulator.portmap import direct_host
 
-DEADLINE_S = 30.0
 SEED_OFFER = 29292839
-
-
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    """Poll until ``predicate()`` is truthy; fail after a generous deadline (never a timing assertion)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def keypair() -> tuple[paramiko.PKey, str]:
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    ).decode()
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return paramiko.Ed25519Key.from_private_key(io.StringIO(pem)), f"{public.decode()} dumont@test"
-
-
-def history(api: Any, instance_id: int) -> dict[str, Any]:
-    entries = api.get("/_emulator/instances").json()["instances"]
-    return next(e for e in entries if e["id"] == instance_id)
 
 
 # -- protocol quirks ------------------------------------------------------------------------------------------------
@@ -224,7 +194,8 @@ def test_create_then_null_loading_running_on_advance(api):
     api.advance(instance_id)
     row = api.row(instance_id)
     assert row["actual_status"] == "running"
-    assert row["ports"]["22/tcp"][0]["HostPort"] == str(row["ssh_port"])
+    assert set(row["ports"]) == {"22/tcp", "8080/tcp"}
+    assert row["ports"]["22/tcp"][0]["HostPort"] != str(row["ssh_port"])  # direct is not the proxy
     assert row["dph_total"] == pytest.approx(0.1647 + 20 * 0.15 / 720)
 
 
@@ -254,7 +225,8 @@ def test_create_refuses_bad_bodies_with_invalid_args(api):
         {"image": None, "disk": 20},
         {"image": "img", "disk": "lots"},
         {"image": "img", "disk": 0},
-        {"image": "img", "disk": 20, "env": "-e A=1"},
+        {"image": "img", "disk": 20, "env": ["A=1"]},
+        {"image": "img", "disk": 20, "env": {"-p 99999:99999": "1"}},
         {"image": "img", "disk": 20, "label": "x" * 300},
         {"image": "img", "disk": 20, "runtype": "telepathy"},
         {"image": "img", "disk": 5000},  # more than the offer has
@@ -308,10 +280,12 @@ def test_bulk_stop_and_destroy(api):
     assert api.row(second) is None
 
 
-def test_reboot_goes_through_loading(api):
+def test_reboot_shows_rebooting_then_goes_through_loading(api):
     instance_id = api.create()
     api.advance(instance_id, 3)
     assert api.put(f"/api/v0/instances/reboot/{instance_id}/", json={}).json() == {"success": True}
+    assert api.row(instance_id)["actual_status"] == "rebooting"
+    api.advance(instance_id)
     assert api.row(instance_id)["actual_status"] == "loading"
     api.advance(instance_id)
     assert api.row(instance_id)["actual_status"] == "running"
@@ -516,13 +490,16 @@ def test_create_boot_ssh_nvidia_smi_then_destroy_refuses(make_emulator, make_api
     assert api.post(f"/api/v0/instances/{instance_id}/ssh/", json={"ssh_key": attached_public}).ok
     wait_for(lambda: history(api, instance_id)["ssh_up"], "SSH up")
     row = api.row(instance_id)
-    port = int(row["ports"]["22/tcp"][0]["HostPort"])
-    assert (row["public_ipaddr"], row["ssh_host"], row["ssh_port"]) == ("127.0.0.1", "127.0.0.1", port)
+    # Two endpoints, as on Vast: the proxy (ssh_host:ssh_port) and the direct one (public_ipaddr + ports["22/tcp"]).
+    direct = (row["public_ipaddr"], int(row["ports"]["22/tcp"][0]["HostPort"]))
+    proxy = (row["ssh_host"], row["ssh_port"])
+    assert proxy[0] == "127.0.0.1"
+    assert direct[0] == direct_host() and direct != proxy
     query = "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader"
-    for key in (account_private, attached_private):
+    for key, (host, port) in ((account_private, direct), (attached_private, proxy), (account_private, proxy)):
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - a throwaway local server
-        client.connect("127.0.0.1", port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False)
+        client.connect(host, port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False)
         try:
             _, stdout, _ = client.exec_command(f"{query}; echo $CONTAINER_ID $VAST_CONTAINERLABEL")
             assert stdout.read().decode().splitlines() == [
@@ -532,8 +509,9 @@ def test_create_boot_ssh_nvidia_smi_then_destroy_refuses(make_emulator, make_api
         finally:
             client.close()
     assert api.delete(f"/api/v0/instances/{instance_id}/").json() == {"success": True}
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    for endpoint in (direct, proxy):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(endpoint, timeout=10).close()
     assert api.get(f"/api/v0/instances/{instance_id}/").json() == {"instances": None}
 
 
@@ -542,8 +520,9 @@ def test_stop_destroys_live_instances_removes_sandboxes_and_is_idempotent(make_e
     api = make_api(emulator)
     instance_id = api.create()
     api.advance(instance_id, 3)
-    port = int(api.row(instance_id)["ports"]["22/tcp"][0]["HostPort"])
-    socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    row = api.row(instance_id)
+    direct = (row["public_ipaddr"], int(row["ports"]["22/tcp"][0]["HostPort"]))
+    socket.create_connection(direct, timeout=10).close()
     assert (tmp_path / f"C.{instance_id}" / "workspace").is_dir()
     emulator.stop()
     emulator.stop()
@@ -551,7 +530,7 @@ def test_stop_destroys_live_instances_removes_sandboxes_and_is_idempotent(make_e
     assert emulator.world.history()[0]["destroyed"] is True
     assert not (tmp_path / f"C.{instance_id}").exists()
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        socket.create_connection(direct, timeout=10).close()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{api.url}/_emulator/", timeout=10)
 

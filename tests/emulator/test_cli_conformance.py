@@ -149,7 +149,7 @@ def test_the_whole_lifecycle_through_the_cli(cli):
     )
     assert (shown["id"], shown["actual_status"]) == (instance_id, "running")
     assert shown["extra_env"] == {"HF_HOME": "/workspace/hf"}, "the CLI turned the [k, v] pairs into a dict"
-    assert shown["ports"]["22/tcp"][0]["HostPort"] == str(shown["ssh_port"])
+    assert shown["ports"]["22/tcp"][0]["HostPort"] != str(shown["ssh_port"]), "direct and proxy are distinct"
     assert some in table
     assert "running" in table
     assert [r["id"] for r in listed] == [instance_id]
@@ -191,3 +191,53 @@ def test_cli_errors_come_from_the_emulator(make_emulator, cli_for):
     emulator.world.set_faults(Faults(rate_429=1.0, retry_after=0))
     limited = cli("show", "instances", "--raw", check_clean=False)
     assert "Failed with error 429" in limited.stderr or '"status_code": 429' in limited.stderr
+
+
+def test_logs_snapshot_and_billing_through_the_cli(make_emulator, cli_for):
+    cli = cli_for(make_emulator(profile="fast"))
+    onstart = "echo cli-onstart-line"
+    created = cli("create", "instance", str(SEED_OFFER), "--image", "img", "--ssh", "--onstart-cmd", onstart)
+    match = re.search(r"'new_contract': (\d+)", created.stdout)
+    assert match, created.stdout
+    some = match.group(1)
+    logs = wait_for(lambda: next((o for o in [cli("logs", some).stdout] if "cli-onstart" in o), None), "the logs")
+    assert logs.strip() == "cli-onstart-line"
+    snapshot_args = ("--repo", "me/snap", "--docker_login_user", "me", "--docker_login_pass", "pw-secret")
+    daemon, snapshot, charges, table, invoices = cli.together(
+        lambda: cli("logs", some, "--daemon-logs", "--filter", "running").stdout,
+        lambda: cli("take", "snapshot", some, *snapshot_args).stdout,
+        lambda: cli.raw("show", "invoices-v1", "--charges"),
+        lambda: cli("show", "invoices-v1", "--charges", "--no-color").stdout,
+        lambda: cli("show", "invoices-v1", "--invoices", "--no-color").stdout,
+    )
+    assert "running actual_status=running" in daemon
+    assert "Snapshot request sent successfully" in snapshot
+    assert [r["source"] for r in charges["results"]] == [f"instance-{some}"]
+    assert f"Instance │ {some}" in table
+    assert "Showing 1 of 1 results" in table
+    assert "Credit" in invoices
+    assert "$100.00" in invoices
+
+
+def test_copy_between_two_instances_through_the_cli(make_emulator, cli_for):
+    emulator = make_emulator(profile="fast")
+    cli = cli_for(emulator)
+    onstart = "mkdir -p /workspace/data && echo payload > /workspace/data/p.txt && echo written"
+    creates = cli.together(
+        *[
+            lambda offer=offer: cli(
+                "create", "instance", str(offer), "--image", "img", "--ssh", "--onstart-cmd", onstart
+            )
+            for offer in (SEED_OFFER, 29305521)
+        ]
+    )
+    matches = [re.search(r"'new_contract': (\d+)", created.stdout) for created in creates]
+    assert all(matches), [created.stdout for created in creates]
+    src, dst = (match.group(1) for match in matches if match)
+    log = emulator.world.host(int(src)).sandbox.root / "onstart.log"
+    wait_for(lambda: log.exists() and "written" in log.read_text(), "the source's files")
+    wait_for(lambda: entry(cli, int(dst))["status"] == "running", "the destination running")
+    copied = cli("copy", f"C.{src}:/workspace/data", f"C.{dst}:/workspace/incoming/")
+    assert "Remote to Remote copy initiated" in copied.stdout
+    root = emulator.world.host(int(dst)).sandbox.root
+    assert (root / "workspace" / "incoming" / "data" / "p.txt").read_text() == "payload\n"

@@ -333,9 +333,12 @@ def test_rows_carry_what_the_cli_reads(world, clock):
     world.advance(instance_id)
     row = world.show(instance_id)
     assert row is not None
-    port = host_of(world, instance_id).port
-    assert row["ports"] == {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
-    assert (row["ssh_host"], row["ssh_port"], row["public_ipaddr"]) == ("127.0.0.1", port, "127.0.0.1")
+    host = host_of(world, instance_id)
+    direct = host.direct_ports
+    assert set(direct) == {22, 8080}
+    assert row["ports"] == {f"{c}/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(p)}] for c, p in direct.items()}
+    assert (row["ssh_host"], row["ssh_port"], row["public_ipaddr"]) == ("127.0.0.1", host.port, "127.0.0.2")
+    assert host.port not in direct.values()
     assert row["instance"]["gpuCostPerHour"] == 0.3
     world.stop(instance_id)
     row = world.show(instance_id)

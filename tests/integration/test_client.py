@@ -209,3 +209,36 @@ def test_bad_request_is_an_api_error_with_status_code_and_message(api):
     with pytest.raises(VastApiError) as info:
         client.create_instance(client.search_offers(OfferFilters().query())[0].id, bad)
     assert info.value.status == 400 and info.value.error == "invalid_args"
+
+
+def _seed_with_a_5xx_run(length: int) -> int:
+    """A fault seed whose first ``length`` answers are 5xx at rate 0.9, the next one not (the emulator's own draws)."""
+    from pytest_dumont.emulator import Faults
+
+    for seed in range(10_000):
+        faults = Faults(rate_5xx=0.9, seed=seed)
+        if all(faults.roll() is not None for _ in range(length)) and faults.roll() is None:
+            return seed
+    raise AssertionError("no such seed")
+
+
+def test_a_destroy_tries_longer_than_other_calls(api):
+    # Six 5xx in a row: more than the default policy's five attempts, within the teardown policy's eight.
+    from pytest_dumont.emulator import Faults
+
+    emulator, client = api
+    created = client.create_instance(client.search_offers(OfferFilters().query())[0].id, request())
+    emulator.world.set_faults(Faults(rate_5xx=0.9, seed=_seed_with_a_5xx_run(6)))
+    client.destroy_instance(created.id)
+    emulator.world.set_faults(Faults())
+    assert client.show_instance(created.id) is None
+
+
+def test_other_calls_give_up_after_the_default_attempts(api):
+    from pytest_dumont.emulator import Faults
+
+    emulator, client = api
+    emulator.world.set_faults(Faults(rate_5xx=0.9, seed=_seed_with_a_5xx_run(6)))
+    with pytest.raises(ServerError):
+        client.current_user()
+    emulator.world.set_faults(Faults())

@@ -82,7 +82,7 @@ def test_offer_taken_at_create_moves_to_the_next_offer(make_emulator, session_ke
         provisioner.destroy(ready.record, ready.connection)
 
 
-@pytest.mark.parametrize("fault", ["exits", "offline"])
+@pytest.mark.parametrize("fault", ["exits", "oci_error", "offline"])
 def test_an_instance_that_will_not_boot_is_destroyed_before_the_next_is_created(
     make_emulator, session_key, tmp_path, fault
 ):

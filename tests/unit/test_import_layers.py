@@ -19,7 +19,7 @@ PACKAGE = Path(pytest_dumont.__file__).parent
 # Lowest first. A prefix names a folder or a module; the longest matching prefix places a module.
 LAYERS: list[tuple[str, ...]] = [
     ("pytest_dumont", "pytest_dumont.errors", "pytest_dumont.clock", "pytest_dumont.statefile",
-     "pytest_dumont.hookspecs", "pytest_dumont.secrets.redact", "pytest_dumont._moved"),
+     "pytest_dumont.hookspecs", "pytest_dumont.secrets.redact", "pytest_dumont._moved", "pytest_dumont.waiting"),
     ("pytest_dumont.vast", "pytest_dumont.secrets.scrub", "pytest_dumont.secrets.guard"),
     ("pytest_dumont.ssh",),
     ("pytest_dumont.provisioning",),

@@ -11,7 +11,7 @@ import pytest
 from pytest_dumont import fixtures
 from pytest_dumont.errors import DumontError, MissingApiKey
 from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
-from pytest_dumont.session import markers, settings
+from pytest_dumont.session import markers, report_paths, settings
 from pytest_dumont.session.state import SESSION_KEY, SessionState
 
 # pytest-html columns (sortable); cells come with a GPU test's call report, empty for other rows.
@@ -46,6 +46,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     resolved = settings.resolve(config)
+    report_paths.check(config)  # a report that cannot be written is a usage error before anything is rented
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
     if resolved.record_mode != "none" and _under_xdist(config):
@@ -60,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.clock = VirtualClock()
     config.stash[SESSION_KEY] = state
     config.pluginmanager.register(fixtures, "dumont-fixtures")
+    config.pluginmanager.register(report_paths.SummaryGuard(), "dumont-summary-guard")
     if resolved.remote and not hasattr(config, "workerinput"):
         from pytest_dumont.remote import session as remote
 

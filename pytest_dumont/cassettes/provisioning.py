@@ -29,6 +29,8 @@ from pytest_dumont.secrets.scrub import Scrubber
 from pytest_dumont.vast.client import VastClient
 
 if TYPE_CHECKING:
+    from pytest_dumont.clock import Clock
+    from pytest_dumont.provisioning.cancellation import Cancellation
     from pytest_dumont.ssh.connect import SSHTarget
 
 
@@ -142,12 +144,14 @@ class CassetteProvisioner(Provisioner):
             finally:
                 self._local.active, self.adapter.tape = previous, previous_tape
 
-    def provision(self, request: ProvisionRequest, cassette_path: Path | None = None) -> ReadyInstance:
+    def provision(
+        self, request: ProvisionRequest, cassette_path: Path | None = None, *, cancel: Cancellation | None = None
+    ) -> ReadyInstance:
         """Rent ``request`` through its cassette (``cassette_path``: a test's rental, else the request's own)."""
         cassette = self.open(request, cassette_path)
         slot = self._local.slot = TranscriptSlot(self.clock, self.scrubber, default=cassette.ssh)
         with self._playing(cassette):
-            ready = super().provision(request)
+            ready = super().provision(request, cancel=cancel)
         self.cassettes[ready.id] = cassette
         self.slots[ready.id] = slot
         ready.emulated = (cassette.recorded_with or self.recorded_with).get("mode") == "emulator"
@@ -160,9 +164,9 @@ class CassetteProvisioner(Provisioner):
         """Rent ``request`` live with no cassette at all (a test that records nothing in this run)."""
         return super().provision(request)
 
-    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> Any:
+    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord, clock: Clock) -> Any:
         if not self.replaying:
-            return super()._connect_ssh(target, record)
+            return super()._connect_ssh(target, record, clock)
         assert self._active is not None and self._slot is not None  # provision() opened both
         if isinstance(self.clock, VirtualClock):
             self.clock.advance(self._active.ssh_ready_seconds)  # as long as SSH took to answer when recorded

@@ -28,6 +28,8 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Without a namespace, sandbox processes are found by this variable in /proc/<pid>/environ.
 _MARKER = "DUMONT_SANDBOX"
 _KILL_DEADLINE_S = 10.0
+_EXEC_WINDOW_S = 0.05  # how long an empty environment is read again: an execve takes well under a millisecond
+_PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread
 
 # The namespace holder: bind the sandbox's directories over /workspace, /root and /tmp in a private mount namespace,
 # from bin/, and stay there (so /proc/<holder>/cwd reaches nvidia-smi even when /tmp or /root hide the sandbox root's
@@ -238,7 +240,7 @@ class Sandbox:
         try:
             if self._namespace:
                 return os.readlink(f"/proc/{pid}/ns/mnt") == self._namespace
-            return f"{_MARKER}={self._token}\0".encode() in Path(f"/proc/{pid}/environ").read_bytes()
+            return f"{_MARKER}={self._token}\0".encode() in _environ(pid)
         except OSError:  # gone, a zombie, or not ours to look at
             return False
 
@@ -272,6 +274,25 @@ class Sandbox:
             self._torn_down = True
             if self.root.exists():
                 shutil.rmtree(self.root)
+
+
+def _environ(pid: int) -> bytes:
+    """``pid``'s environment, read again while it reads empty because the process is inside ``execve``.
+
+    The new image has no environment until the kernel has loaded it: a scan landing there would miss a member that
+    lives on (a ``setsid sleep`` still being exec'd at cleanup). Zombies and kernel threads have none for good.
+    """
+    deadline = time.monotonic() + _EXEC_WINDOW_S
+    while True:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        if environ or not _may_be_execing(pid) or time.monotonic() > deadline:
+            return environ
+        time.sleep(0.001)
+
+
+def _may_be_execing(pid: int) -> bool:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0] not in ("Z", "X") and not int(fields[6]) & _PF_KTHREAD
 
 
 def _wait_for_exit(pidfds: list[int], deadline: float) -> None:

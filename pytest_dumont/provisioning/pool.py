@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from pytest_dumont.errors import DumontError, TeardownError
+from pytest_dumont.provisioning.cancellation import Cancellation
 from pytest_dumont.provisioning.contracts import InstanceAdopter
 from pytest_dumont.provisioning.provisioner import Provisioner, ProvisionRequest, ReadyInstance
 
@@ -41,13 +42,16 @@ class InstancePool:
             self._ready[request] = ready
             return ready
 
-    def rent(self, request: ProvisionRequest) -> ReadyInstance:
-        """A parked instance adopted for ``request`` if there is one (``--dumont-reuse``), else a new rental."""
+    def rent(self, request: ProvisionRequest, *, cancel: Cancellation | None = None) -> ReadyInstance:
+        """A parked instance adopted for ``request`` if there is one (``--dumont-reuse``), else a new rental.
+
+        ``cancel`` stops this one call from another thread (prewarming): its waits and its next create.
+        """
         if self.adopter is not None:
             adopted = self.adopter.adopt(request)
             if adopted is not None:
                 return adopted
-        return self.provisioner.provision(request)
+        return self.provisioner.provision(request, cancel=cancel)
 
     def adopt(self, request: ProvisionRequest, outcome: ReadyInstance | DumontError) -> None:
         """Take what a background thread provisioned (or why it failed) for ``request``, as if ``acquire`` had.

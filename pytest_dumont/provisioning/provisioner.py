@@ -31,6 +31,7 @@ from pytest_dumont.errors import (
     VastConnectionError,
     redact,
 )
+from pytest_dumont.provisioning.cancellation import Cancellation
 from pytest_dumont.provisioning.contracts import CreateAmendment
 from pytest_dumont.provisioning.contracts import InstanceWatcher as InstanceWatcher
 from pytest_dumont.provisioning.contracts import ProvisionRequest as ProvisionRequest
@@ -110,8 +111,13 @@ class Provisioner:
 
     # --- provisioning -------------------------------------------------------------------------------------------
 
-    def provision(self, request: ProvisionRequest) -> ReadyInstance:
-        """Rent the cheapest matching offer and wait until SSH answers, trying further offers when one fails."""
+    def provision(self, request: ProvisionRequest, *, cancel: Cancellation | None = None) -> ReadyInstance:
+        """Rent the cheapest matching offer and wait until SSH answers, trying further offers when one fails.
+
+        ``cancel`` stops this call alone (from another thread): its waits end and it refuses its next create, so
+        what it rented is destroyed on the way out. Destroys wait on the provisioner's clock, never cut short.
+        """
+        call = _Call(self.clock if cancel is None else cancel.clock(self.clock), cancel)
         search_started = self.clock.now()
         search_phase: list[PhaseTiming] = []
         with self._timed(search_phase, "search", None):
@@ -128,7 +134,7 @@ class Provisioner:
                 refusals.append(refusal)
                 continue
             try:
-                return self._provision_offer(offer, request, search_started, list(search_phase))
+                return self._provision_offer(offer, request, search_started, list(search_phase), call)
             except (ProvisioningError, OfferUnavailable, ServerError, VastConnectionError) as exc:
                 # A 5xx or lost answer on create was swept by label already: the next offer is a fresh start.
                 failures.append(exc)
@@ -144,7 +150,7 @@ class Provisioner:
         return find_offers(self.client, filters)
 
     def _provision_offer(
-        self, offer: Offer, request: ProvisionRequest, search_started: float, phases: list[PhaseTiming]
+        self, offer: Offer, request: ProvisionRequest, search_started: float, phases: list[PhaseTiming], call: _Call
     ) -> ReadyInstance:
         label = f"{self.label_prefix}-{next(self._labels)}"
         from pytest_dumont.vast.client import CreateRequest  # requests is imported only when something is rented
@@ -156,6 +162,7 @@ class Provisioner:
             onstart=self.deadman.onstart(request.onstart) if self.deadman else request.onstart,
             env={**dict(request.env), **(self.deadman.env() if self.deadman else {})},
         )
+        call.check()  # cancelled: nothing is rented, no watcher is told
         for watcher in self.watchers:
             watcher.expecting(label, offer)
         self.creates_attempted += 1
@@ -183,28 +190,29 @@ class Provisioner:
         try:
             for watcher in self.watchers:
                 watcher.created(record)
-            return self._bring_up(record, created.instance_api_key)
+            call.check()
+            return self._bring_up(record, created.instance_api_key, call.clock)
         except BaseException as exc:
             record.failure = redact(f"{type(exc).__name__}: {exc}")
             self.destroy(record)
             raise
 
-    def _bring_up(self, record: InstanceRecord, instance_api_key: str | None) -> ReadyInstance:
+    def _bring_up(self, record: InstanceRecord, instance_api_key: str | None, clock: Clock) -> ReadyInstance:
         from pytest_dumont.ssh.connect import SSHTarget  # fabric is imported only when a GPU is used
 
         self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
         with self._timed(record.phases, "wait_running", record.instance_id):
-            instance = self._wait_running(record)
+            instance = self._wait_running(record, clock)
         address = instance.ssh_address()
         assert address is not None  # _wait_running returns only once an address is known
         target = SSHTarget(host=address[0], port=address[1])
         record.ssh_address = address
         with self._timed(record.phases, "wait_ssh", record.instance_id):
-            connection = self._connect_ssh(target, record)
+            connection = self._connect_ssh(target, record, clock)
         record.ready_at = self.clock.now()
         return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
 
-    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord) -> fabric.Connection:
+    def _connect_ssh(self, target: SSHTarget, record: InstanceRecord, clock: Clock) -> fabric.Connection:
         """Wait until SSH answers and return the connection (a replaying provisioner answers from its cassette)."""
         from pytest_dumont.ssh.connect import wait_for_ssh  # fabric is imported only when a GPU is used
 
@@ -212,14 +220,14 @@ class Provisioner:
             target,
             self.ssh_key,
             self.known_hosts,
-            clock=self.clock,
-            deadline=self.clock.now() + self.deadlines.ssh,
+            clock=clock,
+            deadline=clock.now() + self.deadlines.ssh,
             instance_id=record.instance_id,
             max_delay=self.deadlines.ssh_retry_max,
         )
         return connection
 
-    def _wait_running(self, record: InstanceRecord) -> Instance:
+    def _wait_running(self, record: InstanceRecord, clock: Clock) -> Instance:
         """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""
         seen: list[Instance] = []
         not_running_seen_at = record.created_at  # the last poll that saw it not running yet
@@ -255,7 +263,7 @@ class Provisioner:
 
         deadline = record.created_at + self.deadlines.boot
         try:
-            return poll(probe, clock=self.clock, deadline=deadline, backoff=self.deadlines.polling)
+            return poll(probe, clock=clock, deadline=deadline, backoff=self.deadlines.polling)
         except WaitTimedOut:
             last = seen[-1]
             raise InstanceFailedToBoot(
@@ -362,6 +370,18 @@ class Provisioner:
             outcome = "passed"
         finally:
             phases.append(PhaseTiming(name, started, self.clock.now() - started, outcome, instance_id))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One ``provision`` call's own waits: the provisioner's clock, or a cancellable view of it."""
+
+    clock: Clock
+    cancel: Cancellation | None
+
+    def check(self) -> None:
+        if self.cancel is not None:
+            self.cancel.check()
 
 
 def running_since(instance: Instance, now: float, not_running_seen_at: float) -> float:

@@ -121,6 +121,7 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
             ledger_path=ledger.path,
             log_path=state_dir / f"watchdog-{state.session_id}.log",
             retry_s=settings.api_retry_s,
+            key_dir=provisioner.ssh_key.private_path.parent,
         )
     )
     safety.watchdog.launch()  # its start overlaps the sweep below and the offer search; the first create waits for it

@@ -5,7 +5,7 @@ pytest starts ``python -m pytest_dumont.safety.watchdog`` when a session's pool 
 the first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
 session) and talks over the two pipes it inherited:
 
-    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s"}
+    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s", "key_dir"}
     watchdog -> pytest: READY <pid>                                              (the handshake, awaited)
     pytest -> watchdog: {"op": "register"|"gone"|"keep", "id": N, "label": ...}  -> ACK <op> <id>
     pytest -> watchdog: {"op": "bye"}                                            -> ACK bye
@@ -15,7 +15,8 @@ goes to (or null), so that it can remove it.
 
 When its stdin ends, the watchdog destroys every instance still registered and not kept; when it ends without a
 ``bye`` (pytest died) it also sweeps every instance whose label starts with the session's prefix (a create whose
-answer never arrived). Each destroy is confirmed (the API no longer lists the instance) and written to the ledger
+answer never arrived), and removes ``key_dir``, the directory of the session's private SSH key, which pytest would
+have removed at its end. Each destroy is confirmed (the API no longer lists the instance) and written to the ledger
 file and to the watchdog's log. An uneventful session (a ``bye`` with nothing registered and nothing kept) leaves
 nothing worth reading: its log is removed last thing; every other log stays for a person to read.
 """
@@ -70,6 +71,7 @@ class WatchdogLink:
         ledger_path: Path | None,
         log_path: Path | None,
         retry_s: float | None = None,
+        key_dir: Path | None = None,
     ) -> WatchdogLink:
         """Start the watchdog process and send its hello without waiting; ``confirm`` waits for its READY.
 
@@ -102,6 +104,7 @@ class WatchdogLink:
             "ledger": str(ledger_path) if ledger_path else None,
             "log": str(log_path) if log_path else None,
             "retry_s": retry_s,
+            "key_dir": str(key_dir) if key_dir else None,
         }
         try:
             link._write(hello)
@@ -295,6 +298,8 @@ def main() -> int:
     registered, kept, clean = _serve(sys.stdin.buffer)
     uneventful = clean and not registered and not kept  # then the teardown has nothing to destroy, sweep or record
     code = _teardown(client, ledger, prefix, registered, kept, clean)
+    if not clean and hello.get("key_dir"):
+        _remove_key_dir(Path(hello["key_dir"]))
     if uneventful and code == 0 and hello.get("log"):
         _remove_uneventful_log(Path(hello["log"]))
     return code
@@ -307,6 +312,15 @@ def _remove_uneventful_log(log_path: Path) -> None:
     """
     with contextlib.suppress(OSError):
         log_path.unlink()
+
+
+def _remove_key_dir(key_dir: Path) -> None:
+    """Remove the session's private SSH key: pytest died before its own teardown could (kill -9, OOM)."""
+    import shutil
+
+    if key_dir.is_dir():
+        shutil.rmtree(key_dir, ignore_errors=True)
+        _log("removed the session's SSH key" if not key_dir.exists() else f"could not remove {key_dir}")
 
 
 def _serve(stream: IO[bytes]) -> tuple[dict[int, str], set[int], bool]:

@@ -17,49 +17,23 @@ from contextlib import ExitStack, suppress
 
 import pytest
 
-from pytest_dumont.clock import Clock
 from pytest_dumont.errors import DumontError
+from pytest_dumont.provisioning.cancellation import Cancellation
 from pytest_dumont.provisioning.pool import InstancePool
 from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
-from pytest_dumont.provisioning.records import InstanceRecord
 from pytest_dumont.session.markers import provision_request, uses_shared_instance
 from pytest_dumont.session.resources import ApiEndpoint, is_xdist_controller, open_session, worker_api
 from pytest_dumont.session.state import SESSION_KEY
-from pytest_dumont.vast.models import Offer
-
-
-class CancellableClock:
-    """A provisioner's clock while it rents on a thread: its next sleep ends in KeyboardInterrupt once cancelled.
-
-    A session interrupted (Ctrl-C, SIGTERM) while an instance boots on a thread must not wait for the boot: the
-    interrupt unwinds the provisioning through its ``except BaseException: destroy`` path. Only one sleep raises, so
-    the destroy's own confirmation polls run normally.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.cancelled = threading.Event()
-        self.reason = "the session is ending"  # what the report says about the instance that was given up
-        self._raised = False
-
-    def now(self) -> float:
-        return self.clock.now()
-
-    def sleep(self, seconds: float) -> None:
-        if self._raised:
-            self.clock.sleep(seconds)
-        elif self.cancelled.wait(seconds):
-            self._raised = True
-            raise KeyboardInterrupt(f"{self.reason}: provisioning in the background was cancelled")
 
 
 class BackgroundProvisioning:
     """Provisions one request on a thread, outside the pool's lock, and stops it at once when the session ends.
 
-    Cancelling makes the provisioner's next sleep raise, and its watcher refuse a create (or keep a new instance),
-    so every way out goes through the lifecycle's destroy; what finishes after a cancel is destroyed, never handed
-    to a pool that may be closed already. A thread stuck in a slow API call is waited for ``timeout`` seconds only:
-    the pool's close then destroys what the ledger and the session label show, and the thread cleans up after itself.
+    Cancelling stops that provisioning call alone (its waits end, its next create is refused), so every way out goes
+    through the lifecycle's destroy; what finishes after a cancel is destroyed, never handed to a pool that may be
+    closed already. A thread stuck in a slow API call is waited for ``timeout`` seconds only: the pool's close then
+    destroys what the ledger and the session label show, on the provisioner's own clock, and the thread cleans up
+    after itself.
     """
 
     def __init__(
@@ -72,28 +46,32 @@ class BackgroundProvisioning:
         self.pool = pool
         self.request = request
         self.error: BaseException | None = None
-        self.clock = CancellableClock(pool.provisioner.clock)
+        self.cancellation = Cancellation()
         self._on_done = on_done
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        pool.provisioner.watchers.insert(0, self)  # first: a refused create tells no other watcher
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancellation.cancelled
+
     def _run(self) -> None:
         provisioner = self.pool.provisioner
-        original, provisioner.clock = provisioner.clock, self.clock
         try:
-            ready = self.pool.rent(self.request)  # adopts a parked instance first (--dumont-reuse)
+            ready = self.pool.rent(self.request, cancel=self.cancellation)  # adopts a parked instance first
         except BaseException as exc:  # kept for whoever asks; the pool remembers a DumontError like acquire does
             self.error = exc
             if isinstance(exc, DumontError):
                 self.pool.adopt(self.request, exc)
             self._done(None, exc)
             return
-        finally:
-            provisioner.clock = original
-        if self.clock.cancelled.is_set():
+        if self.cancellation.cancelled:
             with suppress(DumontError):  # a failure is in the ledger as live: the pool's close tries again
                 provisioner.destroy(ready.record, ready.connection)
             self._done(None, KeyboardInterrupt("cancelled"))
@@ -109,24 +87,8 @@ class BackgroundProvisioning:
         self._thread.join()
 
     def cancel(self, timeout: float = 10.0, reason: str | None = None) -> None:
-        if reason is not None and not self.clock.cancelled.is_set():
-            self.clock.reason = reason
-        self.clock.cancelled.set()
+        self.cancellation.cancel(reason)
         self._thread.join(timeout)
-
-    # InstanceWatcher: refuse to go on once cancelled (only on this thread; other provisionings are not ours).
-    def expecting(self, label: str, offer: Offer) -> None:
-        self._refuse()
-
-    def created(self, record: InstanceRecord) -> None:
-        self._refuse()
-
-    def ended(self, label: str, instance_id: int | None, outcome: str, note: str = "") -> None:
-        return None
-
-    def _refuse(self) -> None:
-        if self.clock.cancelled.is_set() and threading.current_thread() is self._thread:
-            raise KeyboardInterrupt(f"{self.clock.reason}: provisioning in the background was cancelled")
 
 
 class Prewarm:
@@ -143,7 +105,7 @@ class Prewarm:
 
     def _provisioned(self, ready: ReadyInstance | None, error: BaseException | None) -> None:
         """On the thread, once SSH answers: read the GPU and disk facts there, not in the first GPU test."""
-        if ready is not None and not self.background.clock.cancelled.is_set():
+        if ready is not None and not self.background.cancelled:
             from pytest_dumont.provisioning.timing import gather_facts
 
             gather_facts(ready.connection, ready.record)  # never raises; the first test finds them read

@@ -46,6 +46,16 @@ def test_files(ssh_session, tmp_path):
 """
 
 
+def assert_outcomes_or_show(result: pytest.RunResult, **outcomes: int) -> None:
+    """``assert_outcomes``, with the inner run's whole output in the failure: a rare failure is then readable."""
+    try:
+        result.assert_outcomes(**outcomes)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n--- inner run's output ---\n{result.stdout.str()}\n{result.stderr.str()}"
+        ) from None
+
+
 def recording_against(emulator: Any) -> list[str]:
     """Arguments that record cassettes against ``emulator``, in one process (xdist would split the recording)."""
     return [
@@ -65,7 +75,7 @@ def recorded(pytester: pytest.Pytester, vast_emulator: Any, monkeypatch: pytest.
     result = pytester.runpytest(
         *recording_against(vast_emulator),
     )
-    result.assert_outcomes(passed=3)
+    assert_outcomes_or_show(result, passed=3)
     monkeypatch.delenv("VAST_API_KEY")
     return result
 
@@ -155,7 +165,7 @@ def test_a_request_that_was_not_recorded_names_the_missing_cassette(pytester, re
 def test_a_bad_cassette_is_an_error_naming_the_file(pytester, recorded, content, message):
     (pytester.path / "cassettes" / "test_gpu" / "test_shell.ssh.yaml").write_text(content)
     result = pytester.runpytest("-p", "no:xdist", "-k", "shell")
-    result.assert_outcomes(errors=1)
+    assert_outcomes_or_show(result, errors=1)
     result.stdout.fnmatch_lines([f"*test_gpu/test_shell.ssh.yaml {message.lstrip('*')}"])
 
 

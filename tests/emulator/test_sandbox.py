@@ -235,3 +235,25 @@ def test_sandbox_processes_do_not_see_the_emulator_environment(
     monkeypatch.setenv("DUMONT_TEST_SECRET", "leak")
     assert "DUMONT_TEST_SECRET" not in run(sandbox, "env").stdout
     assert os.environ["DUMONT_TEST_SECRET"] == "leak"
+
+
+def test_kill_all_finds_a_process_in_the_middle_of_an_exec(make_sandbox: Callable[..., Sandbox]) -> None:
+    """Without a namespace a member is known by its environment, which reads empty while the process execs.
+
+    A daemon that re-executes itself for ever spends a few percent of its time inside ``execve``: a scan landing
+    there found no member, ``kill_all`` returned, and the daemon lived on (the orphan ``sleep 1000`` of a cleanup
+    whose ``setsid`` was still exec-ing it).
+    """
+    box = make_sandbox("execs", isolation=NO_ISOLATION)
+    (box.workspace / "reexec.sh").write_text('exec /bin/sh "$0"\n')
+    survivors: list[int] = []
+    try:
+        for _ in range(60):  # a miss in about one in fifteen before the fix
+            daemon = int(run(box, "setsid /bin/sh reexec.sh >/dev/null 2>&1 </dev/null & echo $!").stdout)
+            box.kill_all()  # returns once what it killed has exited: a daemon still running was never found
+            if not is_gone(daemon):
+                survivors.append(daemon)
+    finally:
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == []

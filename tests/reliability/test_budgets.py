@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 from polling import record_figure, wait_for
 
@@ -102,3 +105,54 @@ def test_without_keep_on_failure_a_failed_test_s_instance_is_destroyed(pytester,
     pytester.makepyfile("def test_fails(vast_gpu):\n    assert False\n")
     pytester.runpytest(*against(vast_emulator, monkeypatch)).assert_outcomes(failed=1)
     assert vast_emulator.world.live_ids() == []
+
+
+HORIZON_S = 1.0 + 1.0 + 0.02 * 60  # what a rental is projected to cost before it is made: boot + SSH + max-minutes
+
+
+def draw_budget_run(rng: random.Random) -> dict[str, Any]:
+    dph_base = rng.choice((18.0, 36.0, 72.0))
+    return {
+        "dph_base": dph_base,
+        # Above one rental's projection (or nothing is rented), below what the run would spend unchecked.
+        "budget": round((dph_base + 0.1) * HORIZON_S / 3600.0 * rng.uniform(1.3, 4.0), 5),
+        "tick": rng.choice((0.1, 0.2, 0.3)),
+        "prewarm": rng.choice(("on", "off")),
+    }
+
+
+BUDGET_RUN = """
+import time
+import pytest
+
+@pytest.mark.parametrize("n", range(24))
+def test_spends(vast_gpu, n):
+    time.sleep(0.8)
+"""
+
+
+@pytest.mark.parametrize("runs", [pytest.param(2, id="ci-slice"), pytest.param(40, id="full", marks=pytest.mark.chaos)])
+def test_budget_hits_never_pass_the_budget_by_more_than_one_meter_interval(pytester, monkeypatch, make_emulator, runs):
+    rng = random.Random(20261207)
+    overshoots = []
+    for run in range(runs):
+        draw = draw_budget_run(rng)
+        emulator = make_emulator(market=[{**PRICEY[0], "dph_base": draw["dph_base"]}])
+        pytester.makepyfile(**{f"test_budget_run{run}": BUDGET_RUN})
+        result = pytester.runpytest_subprocess(
+            *against(emulator, monkeypatch, f"--dumont-budget={draw['budget']}", f"--dumont-poll-max={draw['tick']}"),
+            f"test_budget_run{run}.py",
+            f"--dumont-prewarm={draw['prewarm']}",
+            "--dumont-max-dph=100",
+            "--dumont-max-minutes=0.02",
+            "--dumont-boot-timeout=1",
+            "--dumont-ssh-timeout=1",
+        )
+        result.stdout.fnmatch_lines(["*DUMONT WARNING: the session's spend reached $*"])  # the budget was hit
+        ledger = emulator.world.ledger()
+        assert ledger["live"] == 0
+        allowance = sum(row["dph_total"] for row in ledger["instances"]) * draw["tick"] / 3600.0
+        overshoots.append((ledger["total_cost"] - draw["budget"]) / allowance)
+        assert ledger["total_cost"] <= draw["budget"] + allowance, (draw, ledger["total_cost"], result.stdout.str())
+        emulator.stop()
+    record_figure("budget_campaign", runs=runs, worst_overshoot_in_intervals=max(overshoots), overshoots=overshoots)

@@ -3,7 +3,8 @@
 Each case runs pytest in a subprocess against an emulator in this process (which outlives it), holds the run at one
 point (search, create, wait for running, test body, teardown), sends the signal, and polls the emulator until
 nothing is live. SIGINT and SIGTERM are handled by pytest itself (KeyboardInterrupt through the fixture teardown);
-SIGKILL leaves it to the watchdog. The time from the signal to the confirmed destroy is recorded, not asserted.
+SIGKILL leaves it to the watchdog, which also removes the session's private SSH key. The time from the signal to the
+confirmed destroy is recorded, not asserted.
 """
 
 from __future__ import annotations
@@ -23,9 +24,21 @@ import os
 import time
 from pathlib import Path
 
+import pytest_dumont.ssh.keys as keys
 import pytest_dumont.vast.client as client
 
 POINT = os.environ["KILL_POINT"]
+generate = keys.SessionKey.generate
+
+
+def generate_and_tell(directory, comment):
+    """Where the session's private key is: it must be gone once the run is over, however it ended."""
+    key = generate(directory, comment)
+    Path("keypath").write_text(str(key.private_path))
+    return key
+
+
+keys.SessionKey.generate = generate_and_tell
 
 
 def hold_at(method, point, after=False, hold=False):
@@ -110,6 +123,8 @@ def test_a_killed_pytest_leaves_nothing_running(tmp_path: Path, make_emulator, p
         assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
 
     wait_for(lambda: not emulator.world.live_ids(), what="every instance to be destroyed")
+    key = Path((tmp_path / "keypath").read_text())
+    wait_for(lambda: not key.exists(), what="the session's private key to be removed (SIGKILL: by the watchdog)")
     history = emulator.world.history()
     assert len(history) == (0 if point == "search" else 1)
     assert all(row["destroyed"] for row in history)

@@ -141,8 +141,13 @@ def test_hooks_hear_of_an_instance_while_the_test_runs_and_of_each_event_once(
 def test_an_unwritable_json_path_is_reported_and_the_rest_of_the_report_is_kept(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator
 ):
-    (pytester.path / "blocker").write_text("a file, not a directory")
-    pytester.makepyfile("def test_a(vast_gpu): pass\n")
+    # The path is fine at configure (its directory is still to be made); the test then puts a file in its way, so
+    # the write fails only at the end, after the instance was rented and destroyed.
+    pytester.makepyfile("""
+        import pathlib
+        def test_a(vast_gpu):
+            pathlib.Path("blocker").write_text("a file, not a directory")
+    """)
     result = pytester.runpytest(
         *inner_args(monkeypatch, vast_emulator, "--dumont-json=blocker/r.json", "--html=r.html")
     )

@@ -145,6 +145,14 @@ def parse_switch(text: str) -> bool:
     return value in ("1", "yes", "true", "on")
 
 
+def parse_reference_prices(text: str) -> str:
+    """A reference-prices file, checked now (before anything is rented); the path is kept, the report reads it."""
+    from pytest_dumont.data.prices import load
+
+    load(text.strip())  # ReferencePricesError is a ValueError naming the file and the entry
+    return text.strip()
+
+
 def parse_webhook_url(text: str) -> str:
     value = text.strip()
     if not re.match(r"^https?://[^/\s]+", value):
@@ -335,6 +343,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="on|off",
     ),
     OptionSpec(
+        "reference-prices",
+        parse_reference_prices,
+        "",
+        "JSON file of other clouds' prices the report compares this run with (default: the list pytest-dumont "
+        "ships, each price with its page, region and date; format in docs/reporting.md)",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "runs-per-day",
+        parse_positive_float,
+        "10",
+        "how many times a day this suite runs, for the report's projection of its cost per day and per month",
+        metavar="N",
+    ),
+    OptionSpec(
         "webhook",
         parse_webhook_url,
         "",
@@ -397,6 +420,8 @@ class Settings:
     api_retry_s: float = 120.0
     check_secrets: bool = False
     webhook_url: str | None = None  # None: no events are sent
+    reference_prices: str | None = None  # None: the package's list
+    runs_per_day: float = 10.0
 
     @property
     def spends_money(self) -> bool:
@@ -510,6 +535,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         api_retry_s=values["api-retry-seconds"][0],
         check_secrets=values["check-secrets"][0],
         webhook_url=values["webhook"][0],
+        reference_prices=values["reference-prices"][0],
+        runs_per_day=values["runs-per-day"][0],
     )
 
 

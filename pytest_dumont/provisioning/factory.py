@@ -68,7 +68,9 @@ class InstanceFactory:
     def stop(self, instance: ReadyInstance) -> None:
         """Stop (pause) ``instance``: GPU billing stops, its disk is kept, SSH closes. It is still destroyed later."""
         instance.connection.close()
-        self._change(instance, lambda: self.pool.provisioner.client.set_state(instance.id, "stopped"))
+        asked = self.clock.now()
+        self.pool.provisioner.client.set_state(instance.id, "stopped")
+        self._gpu_stopped(instance, asked, "stopped", "stop asked by the test")  # the API stops the bill on taking it
 
     def start(self, instance: ReadyInstance) -> None:
         """Start a stopped ``instance`` again; returns once it runs with SSH up (``instance.connection`` is new)."""
@@ -79,20 +81,20 @@ class InstanceFactory:
     def reboot(self, instance: ReadyInstance) -> None:
         """Reboot a running ``instance``: SSH drops, the GPU is not billed until it runs again; returns once it does."""
         instance.connection.close()
-        asked = self._change(instance, lambda: self.pool.provisioner.client.reboot_instance(instance.id))
+        asked = self.clock.now()
+        self.pool.provisioner.client.reboot_instance(instance.id)
+        # The GPU's bill pauses once the container is down, which the API's answer follows: its time, not the ask's.
+        self._gpu_stopped(instance, self.clock.now(), "rebooting", "reboot asked by the test")
         self._back_up(instance, asked)
 
-    def _change(self, instance: ReadyInstance, call: Callable[[], None]) -> float:
-        """Ask for a state change that stops the GPU part of the bill, and note when: the API stops it on taking the
-        request, whose answer may wait for the container to stop, so the request's start is the closer time."""
-        asked = self.clock.now()
-        call()
-        at = asked
-        instance.record.gpu_stopped(at)
-        seen = self.pool.provisioner.client.show_instance(instance.id)
-        if seen is not None:
-            self.pool.provisioner.observe(instance.record, seen, self.clock.now(), at)
-        return asked
+    def _gpu_stopped(self, instance: ReadyInstance, at: float, status: str, why: str) -> None:
+        """Note when the GPU part of the bill stopped, and the status change this caused, into the timeline (no
+        poll: a recorded run replays the API calls it made, no more)."""
+        from pytest_dumont.vast.models import StatusChange
+
+        record = instance.record
+        record.gpu_stopped(at)
+        record.note_status(StatusChange(at=at - record.created_at, status=status, status_msg=why))
 
     def _back_up(self, instance: ReadyInstance, asked: float) -> None:
         """Wait for ``running`` (billing opens a new span there), then reconnect SSH and time its commands again."""

@@ -35,7 +35,7 @@ STOP_START_REBOOT = """
         factory.reboot(gpu)
         gpu.connection.run("true", hide=True)
         statuses = [c.status for c in gpu.timeline]
-        assert statuses.count("running") == 3 and "exited" in statuses
+        assert statuses.count("running") == 3 and "stopped" in statuses and "rebooting" in statuses
 """
 
 

@@ -85,26 +85,33 @@ def _ticks(span: float) -> list[float]:
 
 
 def timeline_chart(changes: Sequence[Mapping[str, Any]], *, width: float = 560.0) -> str:
-    """The status changes as coloured stretches on a time axis (seconds since the create call returned), each
-    stretch lasting until the next change; the last is drawn as a short mark."""
+    """The status changes as coloured stretches on a time axis of seconds since the create call returned, each
+    stretch named (when it is wide enough) and lasting until the next change; the last is a short mark."""
     if not changes:
         return ""
     ats = [float(c["at"]) for c in changes]
-    end = ats[-1] if ats[-1] > ats[0] else ats[0] + 1.0
-    span = (end - ats[0]) * 1.08 or 1.0
-    left, right, top = 10.0, 20.0, 6.0
-    scale = (width - left - right) / span
-    height = 58.0
+    origin = min(0.0, ats[0])
+    left, right, top = 10.0, 24.0, 16.0
+    tail = max(len(str(changes[-1]["status"])) * CHAR, 40.0)  # room for the last status's name
+    scale = (width - left - right - tail) / max(ats[-1] - origin, 1.0)
+    span = (width - left - right) / scale
+    height = 68.0
     parts = [_open(width, height, "status timeline", "dumont-timeline-chart")]
     for i, change in enumerate(changes):
-        x = left + (ats[i] - ats[0]) * scale
-        nxt = left + (ats[i + 1] - ats[0]) * scale if i + 1 < len(changes) else x + 6
+        x = left + (ats[i] - origin) * scale
+        nxt = left + (ats[i + 1] - origin) * scale if i + 1 < len(changes) else x + 8
         status = str(change["status"])
         colour = STATUS_COLOURS.get(status, "#bab0ac")
+        stretch = max(2.0, nxt - x)
+        label = (
+            f'<text x="{x + 2:.1f}" y="{top - 4}" fill="#333">{escape(status)}</text>'
+            if stretch >= len(status) * CHAR or i + 1 == len(changes)
+            else ""
+        )
         parts.append(
-            f'<rect class="dumont-status" x="{x:.1f}" y="{top}" width="{max(2.0, nxt - x):.1f}" height="14" '
+            f'<rect class="dumont-status" x="{x:.1f}" y="{top}" width="{stretch:.1f}" height="14" '
             f'fill="{colour}"><title>{escape(status)} at {ats[i]:.1f} s</title></rect>'
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + 22}" stroke="#555"/>'
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + 22}" stroke="#555"/>{label}'
         )
     for t in _ticks(span):
         x = left + t * scale
@@ -112,7 +119,7 @@ def timeline_chart(changes: Sequence[Mapping[str, Any]], *, width: float = 560.0
             break
         parts.append(
             f'<line x1="{x:.1f}" y1="{top + 30}" x2="{x:.1f}" y2="{top + 34}" stroke="#888"/>'
-            f'<text x="{x:.1f}" y="{top + 45}" text-anchor="middle" fill="#555">{t:g} s</text>'
+            f'<text x="{x:.1f}" y="{top + 46}" text-anchor="middle" fill="#555">{t + origin:g} s</text>'
         )
     parts.append(f'<line x1="{left}" y1="{top + 30}" x2="{width - right}" y2="{top + 30}" stroke="#888"/>')
     parts.append("</svg>")

@@ -123,20 +123,24 @@ def _cost(phase: Phase) -> float | None:
     return float(cost) if cost is not None else None
 
 
-def _rows(nodes: Sequence[Node], whole: float, whole_cost: float | None, depth: int, other: str) -> list[PhaseRow]:
-    """``nodes`` as rows under a parent of ``whole`` seconds, with a row for what they leave of it."""
+def _rows(
+    nodes: Sequence[Node], whole: float, whole_cost: float | None, depth: int, other: str, of: float | None = None
+) -> list[PhaseRow]:
+    """``nodes`` as rows under a parent of ``whole`` seconds, with a row for what they leave of it; their shares are
+    of ``of`` when given (the top of a table: its total), else of ``whole``."""
     rows: list[PhaseRow] = []
+    whole_of = whole if of is None else of
     for node in nodes:
         p = node.phase
         seconds = float(p["duration"])
-        rows.append(PhaseRow(p["name"], seconds, p["outcome"], p["kind"], depth, _share(seconds, whole), _cost(p)))
+        rows.append(PhaseRow(p["name"], seconds, p["outcome"], p["kind"], depth, _share(seconds, whole_of), _cost(p)))
         if node.children:
             rows += _rows(node.children, seconds, _cost(p), depth + 1, "(other)")
     rest = whole - sum(float(n.phase["duration"]) for n in nodes)
-    if nodes and _share(rest, whole) >= SHOWN:
+    if nodes and _share(rest, whole_of) >= SHOWN:
         spent = [_cost(n.phase) for n in nodes]
         rest_cost = None if whole_cost is None or None in spent else whole_cost - sum(c or 0.0 for c in spent)
-        rows.append(PhaseRow(other, rest, "passed", "other", depth, _share(rest, whole), rest_cost))
+        rows.append(PhaseRow(other, rest, "passed", "other", depth, _share(rest, whole_of), rest_cost))
     return rows
 
 
@@ -156,13 +160,11 @@ def rows_for_test(phases: Sequence[Phase], held_seconds: float, held_cost: float
                  _share(float(p["duration"]), total), _cost(p))
         for p in provision
     ]  # fmt: skip
-    inner = _rows(own, held_seconds, held_cost, 1, "(other)")
-    rows += [r._replace(depth=r.depth - 1, share=_share(r.seconds, total) if r.depth == 1 else r.share) for r in inner]
-    rest = held_seconds - sum(float(n.phase["duration"]) for n in own)
-    if not own and _share(rest, total) >= SHOWN:  # a test without phases of its own: its held time is one row
-        rows.append(PhaseRow("(in the test)", rest, "passed", "other", 0, _share(rest, total), held_cost))
-    elif own and rows and rows[-1].label == "(other)" and rows[-1].depth == 0:
-        rows[-1] = rows[-1]._replace(label="(in the test, outside its phases)")
+    rows += _rows(own, held_seconds, held_cost, 0, "(in the test, outside its phases)", of=total)
+    if not own and _share(held_seconds, total) >= SHOWN:  # a test without phases of its own: its held time
+        rows.append(
+            PhaseRow("(in the test)", held_seconds, "passed", "other", 0, _share(held_seconds, total), held_cost)
+        )
     return rows
 
 

@@ -42,36 +42,38 @@ def _open(width: float, height: float, title: str, css: str) -> str:
     )
 
 
-def bar_chart(
-    rows: Sequence[tuple[str, float, str] | tuple[str, float, str, int]], *, title: str = "time per phase"
-) -> str:
+Bar = tuple[str, float, str] | tuple[str, float, str, int]  # (label, seconds, kind[, depth])
+
+
+def bar_chart(rows: Sequence[Bar], *, title: str = "time per phase") -> str:
     """Horizontal bars of (label, seconds, kind[, depth]): a top-level bar's length is its share of the total, and
     a nested one is drawn inside its parent's stretch, so the picture adds up the way the table does."""
     items = [(r[0], r[1], r[2], r[3] if len(r) > 3 else 0) for r in rows]
     total = sum(seconds for _, seconds, _, depth in items if depth == 0) or 1.0
-    label_width = max([len(_fit(label)) * CHAR + INDENT * depth for label, _, _, depth in items] + [40.0]) + 8
-    height = ROW * len(items) + 4
+    shown = [_fit(label) for label, _, _, _ in items]
+    label_width = (
+        max([len(text) * CHAR + INDENT * item[3] for text, item in zip(shown, items, strict=True)] + [40.0]) + 8
+    )
     width = label_width + BAR_WIDTH + VALUE_WIDTH
-    parts = [_open(width, height, title, "dumont-chart")]
+    parts = [_open(width, ROW * len(items) + 4, title, "dumont-chart")]
+    scale = BAR_WIDTH / total
+    anchor, values = label_width - 6, label_width + BAR_WIDTH + 6
     cursor = [0.0]  # per depth: where the next bar at that depth starts (seconds from the table's start)
     for i, (label, seconds, kind, depth) in enumerate(items):
-        del cursor[depth + 1 :]
+        if depth < len(cursor) - 1:
+            del cursor[depth + 1 :]
         while len(cursor) <= depth:
             cursor.append(cursor[-1])
         start = cursor[depth]
         cursor[depth] = start + seconds
         cursor.append(start)  # a child of this row starts where it starts
         y = i * ROW + 2
-        x = label_width + start / total * BAR_WIDTH
-        w = max(1.0, seconds / total * BAR_WIDTH)
-        colour = COLOURS.get(kind, COLOURS["other"])
-        share = seconds / total * 100
         parts.append(
-            f'<text x="{label_width - 6:.1f}" y="{y + 13}" text-anchor="end">{escape(_fit(label))}</text>'
-            f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{ROW - 6}" rx="2" fill="{colour}">'
+            f'<text x="{anchor:.1f}" y="{y + 13}" text-anchor="end">{escape(shown[i])}</text>'
+            f'<rect x="{label_width + start * scale:.1f}" y="{y + 3}" width="{max(1.0, seconds * scale):.1f}" '
+            f'height="{ROW - 6}" rx="2" fill="{COLOURS.get(kind, COLOURS["other"])}">'
             f"<title>{escape(label)}: {seconds:.2f} s</title></rect>"
-            f'<text x="{label_width + BAR_WIDTH + 6:.1f}" y="{y + 13}" fill="#444">'
-            f"{seconds:.2f} s ({share:.1f}%)</text>"
+            f'<text x="{values:.1f}" y="{y + 13}" fill="#444">{seconds:.2f} s ({seconds / total * 100:.1f}%)</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

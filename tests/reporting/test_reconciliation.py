@@ -86,7 +86,7 @@ def _gpu_test(session: Session, rng: random.Random, index: int) -> None:
     # The test's GPU job: the instance is held while it runs. Instances then live for seconds, as they do for
     # users (for minutes there), so that 1% is more than the one request's latency by which the client cannot
     # know when the API acted on a stop or a destroy.
-    job = session.token(test, None, before=f"sleep {rng.choice([0.5, 1.0])} && ")
+    job = session.token(test, None, before=f"sleep {rng.choice([1.0, 2.0])} && ")
     body.append(f'ssh_session.run("{job}", hide=True)')
     if rng.random() < 0.2:
         body.append('assert False, "a planned failure: its numbers are reported all the same"')
@@ -101,7 +101,7 @@ def _rental_test(session: Session, rng: random.Random, index: int) -> None:
     body += _phase_block(session, rng, test, "gpu.connection", 'factory.phase(gpu, "{name}")', 0)
     for change in rng.sample(["stop_start", "reboot"], rng.randint(1, 2)):
         body += ["factory.stop(gpu)", "factory.start(gpu)"] if change == "stop_start" else ["factory.reboot(gpu)"]
-        job = session.token(test, None, before="sleep 1 && ")  # its GPU job on the instance, once back up
+        job = session.token(test, None, before="sleep 2 && ")  # its GPU job on the instance, once back up
         body.append(f'gpu.connection.run("{job}", hide=True)')
     session.source.append(f"def {test}(dumont_instance_factory):\n" + textwrap.indent("\n".join(body), "    "))
 

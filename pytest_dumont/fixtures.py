@@ -6,13 +6,13 @@ test pays nothing for it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_dumont.cassettes import cassette_session
-from pytest_dumont.provisioning.records import Hold, PhaseTiming
+from pytest_dumont.provisioning.records import Hold
 from pytest_dumont.session.markers import provision_request
 from pytest_dumont.session.settings import Settings
 from pytest_dumont.session.state import get_state
@@ -152,24 +152,14 @@ def dumont_instance_factory(request: pytest.FixtureRequest, dumont_settings: Set
 
 @pytest.fixture
 def dumont_phase(request: pytest.FixtureRequest) -> Callable[[str], AbstractContextManager[None]]:
-    """Time a step of your own: ``with dumont_phase("create file"): ...`` adds it to the report's phase table."""
+    """Time a step of your own: ``with dumont_phase("create file"): ...`` adds it to the report's phase table; the
+    commands and phases inside it are nested under it."""
+    from pytest_dumont.provisioning.timing import user_phase
+
     state = get_state(request.config)
 
-    @contextmanager
-    def phase(name: str) -> Iterator[None]:
-        record = None
-        if "vast_gpu" in request.fixturenames:
-            record = request.getfixturevalue("vast_gpu").record
-        started = state.clock.now()
-        outcome = "failed"
-        try:
-            yield
-            outcome = "passed"
-        finally:
-            timing = PhaseTiming(
-                name, started, state.clock.now() - started, outcome, record.instance_id if record else None, kind="user"
-            )
-            if record is not None:
-                record.phases.append(timing)
+    def phase(name: str) -> AbstractContextManager[None]:
+        record = request.getfixturevalue("vast_gpu").record if "vast_gpu" in request.fixturenames else None
+        return user_phase(record, name, state.clock)
 
     return phase

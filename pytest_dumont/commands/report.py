@@ -111,11 +111,22 @@ def _pdf(args: argparse.Namespace) -> int:
     return 0
 
 
+def job_labels(docs: list[dict[str, Any]], paths: list[Path]) -> list[str]:
+    """What names each report's job in the merged tables: its ``$GITHUB_JOB`` when those tell the jobs apart (a
+    matrix's legs share one), else its file name."""
+    jobs = [next((s.get("job") for s in d.get("sessions", []) if s.get("job")), None) for d in docs]
+    if all(jobs) and len(set(jobs)) == len(jobs):
+        return [str(j) for j in jobs]
+    names = [p.stem for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
 def _merge(args: argparse.Namespace) -> int:
     from pytest_dumont.reporting import html, jsonreport, markdown
 
     try:
-        doc = jsonreport.merge([jsonreport.read(path) for path in args.reports])
+        docs = [jsonreport.read(path) for path in args.reports]
+        doc = jsonreport.merge(docs, job_labels(docs, args.reports))
     except jsonreport.ReportError as exc:
         print(f"dumont report merge: {exc}", file=sys.stderr)
         return 2

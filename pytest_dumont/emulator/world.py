@@ -251,7 +251,9 @@ class World:
             inst.ssh_up = False
             self._rented.pop(int(inst.offer["id"]), None)
             self._record(inst, mark="destroyed")
-            inst.host.release()
+        # Outside the lock: closing the SSH server and ending the processes takes a while, and another instance's
+        # destroy must not wait for it (its billing would stop late).
+        inst.host.release()
 
     def stop(self, instance_id: int) -> None:
         """Stop: intended stopped, actual exited, SSH closed, GPU billing stops (storage goes on)."""

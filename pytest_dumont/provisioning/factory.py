@@ -8,12 +8,12 @@ cassettes, each rental goes through a cassette of its own (``cassettes.session.C
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from pytest_dumont.errors import TeardownError
-from pytest_dumont.provisioning.records import Hold, PhaseTiming
+from pytest_dumont.provisioning.records import Hold
 
 if TYPE_CHECKING:
     from pytest_dumont.clock import Clock
@@ -59,22 +59,57 @@ class InstanceFactory:
         time_commands(ready.connection, ready.record, self.clock)
         return ready
 
-    @contextmanager
-    def phase(self, instance: ReadyInstance, name: str) -> Iterator[None]:
+    def phase(self, instance: ReadyInstance, name: str) -> AbstractContextManager[None]:
         """Time a step of the test into ``instance``'s phase table (``dumont_phase`` only knows ``vast_gpu``)."""
-        started = self.clock.now()
-        outcome = "failed"
-        try:
-            yield
-            outcome = "passed"
-        finally:
-            duration = self.clock.now() - started
-            instance.record.phases.append(PhaseTiming(name, started, duration, outcome, instance.id, kind="user"))
+        from pytest_dumont.provisioning.timing import user_phase
+
+        return user_phase(instance.record, name, self.clock)
 
     def stop(self, instance: ReadyInstance) -> None:
         """Stop (pause) ``instance``: GPU billing stops, its disk is kept, SSH closes. It is still destroyed later."""
         instance.connection.close()
+        asked = self.clock.now()
         self.pool.provisioner.client.set_state(instance.id, "stopped")
+        self._gpu_stopped(instance, asked, "stopped", "stop asked by the test")  # the API stops the bill on taking it
+
+    def start(self, instance: ReadyInstance) -> None:
+        """Start a stopped ``instance`` again; returns once it runs with SSH up (``instance.connection`` is new)."""
+        asked = self.clock.now()
+        self.pool.provisioner.client.set_state(instance.id, "running")
+        self._back_up(instance, asked)
+
+    def reboot(self, instance: ReadyInstance) -> None:
+        """Reboot a running ``instance``: SSH drops, the GPU is not billed until it runs again; returns once it does."""
+        instance.connection.close()
+        asked = self.clock.now()
+        self.pool.provisioner.client.reboot_instance(instance.id)
+        # The GPU's bill pauses once the container is down, which the API's answer follows: its time, not the ask's.
+        self._gpu_stopped(instance, self.clock.now(), "rebooting", "reboot asked by the test")
+        self._back_up(instance, asked)
+
+    def _gpu_stopped(self, instance: ReadyInstance, at: float, status: str, why: str) -> None:
+        """Note when the GPU part of the bill stopped, and the status change this caused, into the timeline (no
+        poll: a recorded run replays the API calls it made, no more)."""
+        from pytest_dumont.vast.models import StatusChange
+
+        record = instance.record
+        record.gpu_stopped(at)
+        record.note_status(StatusChange(at=at - record.created_at, status=status, status_msg=why))
+
+    def _back_up(self, instance: ReadyInstance, asked: float) -> None:
+        """Wait for ``running`` (billing opens a new span there), then reconnect SSH and time its commands again."""
+        from pytest_dumont.provisioning.timing import time_commands
+        from pytest_dumont.ssh.connect import SSHTarget
+
+        provisioner = self.pool.provisioner
+        seen = provisioner.wait_running_again(instance.record, asked)
+        address = seen.ssh_address()
+        assert address is not None  # wait_running_again returns only once an address is known
+        instance.target = SSHTarget(host=address[0], port=address[1])
+        instance.record.ssh_address = address
+        instance.connection = time_commands(
+            provisioner.reconnect(instance.record, instance.target), instance.record, self.clock
+        )
 
     def destroy(self, instance: ReadyInstance) -> None:
         """Destroy ``instance`` now and confirm it is gone (idempotent)."""

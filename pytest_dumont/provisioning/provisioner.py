@@ -227,13 +227,19 @@ class Provisioner:
         )
         return connection
 
-    def _wait_running(self, record: InstanceRecord, clock: Clock) -> Instance:
-        """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg."""
+    def _wait_running(self, record: InstanceRecord, clock: Clock, since: float | None = None) -> Instance:
+        """Poll until running with an SSH address; fail fast on exited/offline/an error status_msg.
+
+        ``clock``: the provisioning call's own (a cancellable one while prewarming). ``since``: when the wait began
+        (the create, or a start or reboot asked for later), for its deadline.
+        """
+        since = record.created_at if since is None else since
         seen: list[Instance] = []
-        not_running_seen_at = record.created_at  # the last poll that saw it not running yet
+        not_running_seen_at = since  # the last poll that saw it not running yet
 
         def probe() -> Instance | None:
             nonlocal not_running_seen_at
+            asked = self.clock.now()
             instance = self.client.show_instance(record.instance_id)
             now = self.clock.now()
             if instance is None:
@@ -242,12 +248,10 @@ class Provisioner:
                     instance_id=record.instance_id,
                     last_status=seen[-1].status if seen else None,
                 )
-            self._note_status(record, instance, now)
+            self.observe(record, instance, now, not_running_seen_at, answered_at=(asked + now) / 2)
             seen.append(instance)
             if instance.actual_status != "running":
                 not_running_seen_at = now
-            elif record.running_at is None:
-                record.running_at = running_since(instance, now, not_running_seen_at)
             if instance.is_running and instance.ssh_address() is not None:
                 return instance
             reason = instance.failure_reason()
@@ -261,7 +265,7 @@ class Provisioner:
                 )
             return None
 
-        deadline = record.created_at + self.deadlines.boot
+        deadline = since + self.deadlines.boot
         try:
             return poll(probe, clock=clock, deadline=deadline, backoff=self.deadlines.polling)
         except WaitTimedOut:
@@ -274,14 +278,36 @@ class Provisioner:
                 status_msg=last.status_msg,
             ) from None
 
-    def _note_status(self, record: InstanceRecord, instance: Instance, now: float) -> None:
+    def observe(
+        self,
+        record: InstanceRecord,
+        instance: Instance,
+        now: float,
+        not_running_seen_at: float,
+        answered_at: float | None = None,
+    ) -> None:
+        """A status a poll saw: into the timeline, and into GPU billing's spans (``running`` opens one, any other
+        status closes the open one: Vast bills the GPU part only while the instance runs). ``answered_at``: when
+        the API wrote its answer (the middle of the request), which its uptime counts back from."""
         if self.on_status is not None:  # at every poll, so that a status line's seconds advance while it waits
             self.on_status(record.instance_id, instance.status, now - record.created_at)
-        if record.timeline and record.timeline[-1].status == instance.status:
-            return
-        record.timeline.append(
+        record.note_status(
             StatusChange(at=now - record.created_at, status=instance.status, status_msg=instance.status_msg)
         )
+        if instance.actual_status == "running":
+            record.gpu_started(
+                running_since(instance, now if answered_at is None else answered_at, not_running_seen_at)
+            )
+        else:
+            record.gpu_stopped(now)
+
+    def wait_running_again(self, record: InstanceRecord, since: float) -> Instance:
+        """After a start or a reboot asked for at ``since``: poll until it runs again with an SSH address."""
+        return self._wait_running(record, self.clock, since)
+
+    def reconnect(self, record: InstanceRecord, target: SSHTarget) -> fabric.Connection:
+        """A new SSH connection once the instance runs again (a stop or a reboot closed the old one)."""
+        return self._connect_ssh(target, record, self.clock)
 
     # --- teardown -----------------------------------------------------------------------------------------------
 
@@ -292,6 +318,7 @@ class Provisioner:
         if connection is not None:
             _close_quietly(connection)
         with self._timed(record.phases, "destroy", record.instance_id):
+            asked = self.clock.now()
             try:
                 self.client.destroy_instance(record.instance_id)
             except InstanceNotFound:
@@ -299,6 +326,10 @@ class Provisioner:
             except DumontError as exc:
                 self._ended(record.label, record.instance_id, "teardown_failed", f"destroy failed: {exc}")
                 raise TeardownError([record.instance_id], f"destroy failed: {exc}") from None
+            if record.billing_ended_at is None:
+                # Billing stops when the API takes the request, not when the instance is confirmed gone; the
+                # answer may wait for the machine to be torn down, so the request's start is the closer time.
+                record.billing_ended_at = asked
             try:
                 self._confirm_gone(record)
             except TeardownError as exc:

@@ -1,8 +1,10 @@
 """What each instance of the session cost and where its time went.
 
 Cost model (docs/architecture.md): Vast bills per second, the GPU part (``dph_base``) while the instance runs and
-storage (``disk x storage_cost / 720`` per hour) for every second it exists. The *billed estimate* follows that
-model; the *simple* figure is the seed report's ``dph_total x wall``. Both are reported, labelled.
+storage (``disk x storage_cost / 720`` per hour) for every second it exists. "While it runs" is a list of spans: a
+stop, a reboot, or a status seen that is not ``running`` (exited, offline) closes the open span; a start that is seen
+running opens the next. The *billed estimate* follows that model; the *simple* figure is the seed report's
+``dph_total x wall``. Both are reported, labelled.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class PhaseTiming:
     outcome: str = "passed"  # "passed" | "failed"
     instance_id: int | None = None
     kind: str = "provision"  # "provision" | "command" | "user"
+    test: str | None = None  # the node id of the test that ran it; None for the lifecycle's own phases
+    depth: int = 0  # how many of the test's own phases were open around it: a command in a phase is at depth 1
 
 
 @dataclass
@@ -60,7 +64,8 @@ class InstanceRecord:
     created_at: float
     running_at: float | None = None
     ready_at: float | None = None
-    destroyed_at: float | None = None
+    destroyed_at: float | None = None  # when the API confirmed it gone
+    billing_ended_at: float | None = None  # when the API accepted the destroy: Vast bills nothing after it
     ssh_address: tuple[str, int] | None = None
     timeline: list[StatusChange] = field(default_factory=list)
     phases: list[PhaseTiming] = field(default_factory=list)
@@ -74,6 +79,9 @@ class InstanceRecord:
     parked_until: float | None = None
     parked_before_s: float = 0.0
     parked_before_usd: float = 0.0
+    # When the GPU part is billed: [start, end) spans, the last one open (None) while it runs. Empty until the
+    # first stop: then ``running_at`` starts the one span, open to the end (also a record read from an older report).
+    gpu_spans: list[list[float | None]] = field(default_factory=list)
     # The rates, fixed when the instance is created: every test's report prices its time with them.
     dph_base: float = field(init=False, repr=False)
     storage_dph: float = field(init=False, repr=False)
@@ -90,19 +98,60 @@ class InstanceRecord:
         return self.destroyed_at is None and self.parked_at is None
 
     def end(self, now: float) -> float:
+        """The end of billing: the accepted destroy, else the confirmed one (a record read from an older report),
+        else the parking (``--dumont-reuse``: the next session bills from there), else ``now`` (still live)."""
+        if self.billing_ended_at is not None:
+            return self.billing_ended_at
         if self.destroyed_at is not None:
             return self.destroyed_at
         return self.parked_at if self.parked_at is not None else now
 
+    def running_spans(self, now: float) -> list[tuple[float, float]]:
+        """The closed spans during which the GPU part was billed, an open one ending at the end (destroy or now)."""
+        end = self.end(now)
+        if not self.gpu_spans:
+            return [(self.running_at, end)] if self.running_at is not None and self.running_at < end else []
+        spans = []
+        for start, stop in self.gpu_spans:
+            assert start is not None
+            high = end if stop is None or stop > end else stop
+            if high > start:
+                spans.append((start, high))
+        return spans
+
+    def gpu_started(self, at: float) -> None:
+        """GPU billing (re)starts at ``at``: the instance was seen running after a status that is not."""
+        if self.running_at is None:
+            self.running_at = at  # the first span is implicit (no list) until a stop closes it
+        elif self.gpu_spans and self.gpu_spans[-1][1] is not None:
+            self.gpu_spans.append([at, None])
+
+    def gpu_stopped(self, at: float) -> None:
+        """GPU billing stops at ``at``: a stop or a reboot asked for, or a status seen that is not running."""
+        if self.running_at is not None and not self.gpu_spans:
+            self.gpu_spans.append([self.running_at, None])
+        if self.gpu_spans and self.gpu_spans[-1][1] is None:
+            start = self.gpu_spans[-1][0]
+            assert start is not None
+            self.gpu_spans[-1][1] = at if at > start else start
+
+    def note_status(self, change: StatusChange) -> bool:
+        """Keep a status change in the timeline (``at`` in seconds since the create); False for a repeat."""
+        if self.timeline and self.timeline[-1].status == change.status:
+            return False
+        self.timeline.append(change)
+        return True
+
     def running_seconds(self, now: float) -> float:
-        return max(0.0, self.end(now) - self.running_at) if self.running_at is not None else 0.0
+        return sum(b - a for a, b in self.running_spans(now))
 
     def exists_seconds(self, now: float) -> float:
         return max(0.0, self.end(now) - self.created_at)
 
     def wall_seconds(self, now: float) -> float:
         """From the start of the offer search to the confirmed destroy: the seed's "total duration"."""
-        return max(0.0, self.end(now) - self.search_started_at)
+        end = self.destroyed_at if self.destroyed_at is not None else self.end(now)
+        return max(0.0, end - self.search_started_at)
 
     def gpu_cost(self, now: float) -> float:
         return self.dph_base * self.running_seconds(now) / 3600.0
@@ -121,7 +170,10 @@ class InstanceRecord:
     def interval_cost(self, start: float, stop: float, now: float) -> float:
         """The billed estimate of [start, stop]: GPU where it overlaps running, storage where it overlaps existing."""
         end = self.end(now)
-        gpu = _overlap(start, stop, self.running_at, end) if self.running_at is not None else 0.0
+        if not self.gpu_spans:  # the usual case, one span from running to the end: no list is built
+            gpu = _overlap(start, stop, self.running_at, end) if self.running_at is not None else 0.0
+        else:
+            gpu = sum(_overlap(start, stop, a, b) for a, b in self.running_spans(now))
         return (self.dph_base * gpu + self.storage_dph * _overlap(start, stop, self.created_at, end)) / 3600.0
 
     def phase_seconds(self, name: str) -> float:

@@ -1,11 +1,17 @@
-"""Every SSH command a test runs, timed into its instance's record as a ``kind="command"`` phase.
+"""Every SSH command a test runs, timed into its instance's record as a ``kind="command"`` phase, and the phases a
+test names itself (``dumont_phase``, ``factory.phase``) as ``kind="user"``.
 
 The connection stays a real fabric ``Connection``: its class is swapped for a subclass that times ``run``, ``sudo``,
-``put`` and ``get``, so ``isinstance`` checks and every attribute keep working.
+``put`` and ``get``, so ``isinstance`` checks and every attribute keep working. Each phase carries the test that ran
+it (the record's open hold) and its depth (how many of the test's own phases were open around it), so the report can
+nest a command under its phase and count its seconds once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
@@ -19,6 +25,35 @@ if TYPE_CHECKING:
 TIMED_METHODS = ("run", "sudo", "put", "get")
 NAME_LIMIT = 60
 _SUBCLASSES: dict[type[Any], type[Any]] = {}
+_DEPTH: ContextVar[int] = ContextVar("dumont_phase_depth", default=0)  # the test's own phases open here
+
+
+def holder(record: InstanceRecord) -> str | None:
+    """The test holding ``record`` in this process now (its open hold), or None."""
+    for hold in reversed(record.holds):
+        if hold.ended is None:
+            return hold.nodeid
+    return None
+
+
+@contextmanager
+def user_phase(record: InstanceRecord | None, name: str, clock: Clock) -> Iterator[None]:
+    """Time a step a test names into ``record`` (``kind="user"``); what runs inside it is nested one level deeper."""
+    test = holder(record) if record is not None else None
+    depth = _DEPTH.get()
+    token = _DEPTH.set(depth + 1)
+    started = clock.now()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "passed"
+    finally:
+        _DEPTH.reset(token)
+        if record is not None:
+            timing = PhaseTiming(
+                name, started, clock.now() - started, outcome, record.instance_id, "user", test=test, depth=depth
+            )
+            record.phases.append(timing)
 
 
 def command_name(method: str, args: tuple[Any, ...]) -> str:
@@ -34,6 +69,7 @@ def _timed(method: str) -> Callable[..., Any]:
         real = getattr(type(self).__mro__[1], method)
         record: InstanceRecord = self.__dict__["_dumont_record"]
         clock: Clock = self.__dict__["_dumont_clock"]
+        test, depth = holder(record), _DEPTH.get()
         started = clock.now()
         outcome = "failed"
         try:
@@ -44,7 +80,9 @@ def _timed(method: str) -> Callable[..., Any]:
         finally:
             name = command_name(method, args)
             record.phases.append(
-                PhaseTiming(name, started, clock.now() - started, outcome, record.instance_id, kind="command")
+                PhaseTiming(
+                    name, started, clock.now() - started, outcome, record.instance_id, "command", test=test, depth=depth
+                )
             )
 
     call.__name__ = method

@@ -7,16 +7,15 @@ are meaningful, so documents from several jobs merge by concatenation.
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from importlib import resources
 from operator import itemgetter
 from typing import Any
 
 from pytest_dumont import __version__
 from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting.apportion import hold_costs
+from pytest_dumont.reporting.phases import parents
 from pytest_dumont.vast.models import Offer, StatusChange
 
 SCHEMA = "pytest-dumont-report"
@@ -24,11 +23,15 @@ SCHEMA_VERSION = 1
 Doc = dict[str, Any]
 
 
-def reference_prices() -> Doc:
-    """The other clouds' prices and the seed's operations, from the data file that names its source and date."""
-    text = resources.files("pytest_dumont").joinpath("data/cloud_prices.json").read_text(encoding="utf-8")
-    data: Doc = json.loads(text)
-    return data
+MONTH_DAYS = 30
+COSTLIEST_PROJECTED = 3  # the projections name the few tests that cost the most
+
+
+def reference_prices(path: str | None = None) -> Doc:
+    """Other clouds' prices: the package's list (each price with its page, region and date), or a team's file."""
+    from pytest_dumont.data.prices import load
+
+    return load(path)
 
 
 def _offer(offer: Offer) -> Doc:
@@ -50,6 +53,31 @@ def _offer(offer: Offer) -> Doc:
     }
 
 
+def phase_entries(record: InstanceRecord, phases: list[PhaseTiming], now: float) -> list[Doc]:
+    """Each phase with its cost, its test, its depth and ``parent``: the index (in this list) of the phase it is
+    nested under (a command in a ``dumont_phase``), or null."""
+    entries: list[Doc] = [
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "started": p.started,
+            "duration": p.duration,
+            "outcome": p.outcome,
+            "cost_usd": record.interval_cost(p.started, p.started + p.duration, now),
+            "test": p.test,
+            "depth": p.depth,
+        }
+        for p in phases
+    ]
+    if any(p.depth for p in phases):  # nothing is nested otherwise: spare a long run the sort
+        for entry, parent in zip(entries, parents(entries), strict=True):
+            entry["parent"] = parent
+    else:
+        for entry in entries:
+            entry["parent"] = None
+    return entries
+
+
 def instance_entry(record: InstanceRecord, now: float) -> Doc:
     """One instance: its times, phases (each with its cost), timeline, holds, and the costs derived from them."""
     spans, costs = hold_costs(record, now)
@@ -65,20 +93,12 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             "ready_at": record.ready_at,
             "destroyed_at": record.destroyed_at,
             "parked_at": record.parked_at,
+            "billing_ended_at": record.billing_ended_at,
             "reported_at": now,
         },
         "timeline": [{"at": c.at, "status": c.status, "status_msg": c.status_msg} for c in record.timeline],
-        "phases": [
-            {
-                "name": p.name,
-                "kind": p.kind,
-                "started": p.started,
-                "duration": p.duration,
-                "outcome": p.outcome,
-                "cost_usd": record.interval_cost(p.started, p.started + p.duration, now),
-            }
-            for p in record.phases
-        ],
+        "gpu_spans": [[a, b] for a, b in record.running_spans(now)],
+        "phases": phase_entries(record, record.phases, now),
         "holds": [
             {"nodeid": h.nodeid, "started": h.started, "ended": h.ended, "waited": h.waited} for h in record.holds
         ],
@@ -123,6 +143,7 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         running_at=times["running_at"],
         ready_at=times["ready_at"],
         destroyed_at=times["destroyed_at"],
+        billing_ended_at=times.get("billing_ended_at"),
         failure=entry.get("failure"),
         facts=dict(entry.get("facts") or {}),
         parked_at=times.get("parked_at"),
@@ -131,10 +152,15 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         parked_before_usd=float(entry["cost"].get("parked_before_usd") or 0.0),
     )
     record.timeline = [StatusChange(c["at"], c["status"], c.get("status_msg")) for c in entry["timeline"]]
+    # gpu_spans and the phases' test and depth came within version 1: an older report has none.
+    record.gpu_spans = [[a, b] for a, b in entry.get("gpu_spans") or []]
     record.phases = [
-        PhaseTiming(p["name"], p["started"], p["duration"], p["outcome"], record.instance_id, p["kind"])
+        PhaseTiming(
+            p["name"], p["started"], p["duration"], p["outcome"], record.instance_id, p["kind"],
+            test=p.get("test"), depth=p.get("depth", 0),
+        )
         for p in entry["phases"]
-    ]
+    ]  # fmt: skip
     record.holds = [Hold(h["nodeid"], h["started"], h["ended"], h["waited"]) for h in entry["holds"]]
     record.tests = [h.nodeid for h in record.holds]
     return record
@@ -160,25 +186,60 @@ def totals(instances: Iterable[Mapping[str, Any]], tests: Iterable[Mapping[str, 
     }
 
 
-def projections(dph_total: float, wall_seconds: float, prices: Mapping[str, Any]) -> Doc:
-    """What this run's price means for longer work, and what the same wall time costs on other clouds."""
+def projections(doc: Mapping[str, Any], prices: Mapping[str, Any], runs_per_day: float) -> Doc:
+    """What this run's cost means at ``runs_per_day`` runs (a day, a 30-day month), which tests cost the most, what
+    the provisioning overhead costs, and what the same wall time costs at other clouds' reference prices. The scenario
+    library's operations table (the seed's) only for a run that recorded scenario figures."""
+    t = doc["totals"]
+    per_run = t["billed_usd"]
+    instances = doc["instances"]
+    longest = max(instances, key=lambda e: e["cost"]["wall_seconds"], default=None)
+    dph = longest["cost"]["dph_total"] if longest else 0.0
+    ranked = heapq.nlargest(COSTLIEST_PROJECTED, doc["tests"], key=itemgetter("cost_usd"))
+    month = runs_per_day * MONTH_DAYS
+    operations = []
+    if doc.get("scenario_figures"):
+        from pytest_dumont.data.prices import scenario_operations
+
+        operations = [
+            {"name": op["name"], "seconds": op["seconds"], "cost_usd": dph * op["seconds"] / 3600.0}
+            for op in scenario_operations()
+        ]
     return {
-        "dph_total": dph_total,
-        "operations": [
-            {"name": op["name"], "seconds": op["seconds"], "cost_usd": dph_total * op["seconds"] / 3600.0}
-            for op in prices["operations"]
+        "runs_per_day": runs_per_day,
+        "per_run_usd": per_run,
+        "per_day_usd": per_run * runs_per_day,
+        "per_month_usd": per_run * month,
+        "overhead_usd": t["overhead_usd"],
+        "overhead_share": t["overhead_usd"] / per_run if per_run > 0 else 0.0,
+        "overhead_per_month_usd": t["overhead_usd"] * month,
+        "costliest": [
+            {"nodeid": x["nodeid"], "cost_usd": x["cost_usd"], "share": x["cost_usd"] / per_run if per_run > 0 else 0.0}
+            for x in ranked
         ],
+        "dph_total": dph,
+        "operations": operations,
         "comparison": [
             {
-                **cloud,
-                "cost_usd": cloud["usd_per_hour"] * wall_seconds / 3600.0,
-                "times_vast": cloud["usd_per_hour"] / dph_total if dph_total else None,
+                **price,
+                "cost_usd": price["usd_per_hour"] * t["wall_seconds"] / 3600.0,
+                "times_vast": price["usd_per_hour"] / dph if dph else None,
             }
-            for cloud in prices["clouds"]
+            for price in prices["prices"]
         ],
         "prices_source": prices["source"],
-        "prices_date": prices["date"],
+        "prices_date": max((price["date"] for price in prices["prices"]), default=None),
     }
+
+
+def prices_of(doc: Mapping[str, Any]) -> Doc:
+    """The reference prices a report was made with (to merge reports with them), or the package's for an older one."""
+    p = doc.get("projections") or {}
+    comparison = p.get("comparison") or []
+    if comparison and all("source" in c and "region" in c for c in comparison):
+        keys = ("provider", "instance_type", "gpu", "usd_per_hour", "region", "date", "source", "note")
+        return {"source": p.get("prices_source"), "prices": [{k: c.get(k) for k in keys} for c in comparison]}
+    return reference_prices()
 
 
 def figure_entries(figures: Mapping[str, list[Doc]], outcomes: Mapping[str, str]) -> list[Doc]:
@@ -211,6 +272,8 @@ def build(
     session: Mapping[str, Any],
     hook_errors: Iterable[str] = (),
     figures: Mapping[str, list[Doc]] | None = None,
+    prices: Mapping[str, Any] | None = None,
+    runs_per_day: float = 10.0,
 ) -> Doc:
     """The whole document: instances, tests (with their outcome), scenario figures, totals, projections and the
     prices' source."""
@@ -227,10 +290,7 @@ def build(
                     "outcome": outcomes.get(share["nodeid"], "unknown"),
                 }
             )
-    summed = totals(instances, tests)
-    weighted = max(instances, key=lambda e: e["cost"]["wall_seconds"], default=None)
-    dph = weighted["cost"]["dph_total"] if weighted else 0.0
-    return {
+    doc: Doc = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "generator": f"pytest-dumont {__version__}",
@@ -239,7 +299,10 @@ def build(
         "instances": instances,
         "tests": tests,
         "scenario_figures": figure_entries(figures or {}, outcomes),
-        "totals": summed,
-        "projections": projections(dph, summed["wall_seconds"], reference_prices()),
+        "totals": totals(instances, tests),
+    }
+    doc["projections"] = projections(doc, prices if prices is not None else reference_prices(), runs_per_day)
+    return {
+        **doc,
         "hook_errors": list(hook_errors),
     }

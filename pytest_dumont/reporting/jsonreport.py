@@ -9,14 +9,30 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dumont.errors import ReportError as ReportError
-from pytest_dumont.reporting.document import SCHEMA, SCHEMA_VERSION, Doc, projections, reference_prices, totals
+from pytest_dumont.reporting.document import SCHEMA, SCHEMA_VERSION, Doc, prices_of, projections, totals
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux says it (``os.umask`` sets it, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write atomically (a crash never leaves half a report); raise ReportError naming the path when it cannot."""
+    """Write atomically (a crash never leaves half a report) with the mode any file gets under the user's umask
+    (0644 usually, as pytest-html's report: a temporary file alone would be 0600); raise ReportError naming the
+    path when it cannot."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
@@ -48,20 +64,26 @@ def read(path: Path) -> Doc:
     return doc
 
 
-def merge(docs: list[Doc]) -> Doc:
-    """One document from several jobs' documents: instances and tests concatenated, totals recomputed."""
+def merge(docs: list[Doc], labels: list[str] | None = None) -> Doc:
+    """One document from several jobs' documents: instances and tests concatenated (each test tagged with its job:
+    ``labels``, one per document, or each session's ``job``), totals and projections recomputed."""
     if not docs:
         raise ReportError("nothing to merge: give at least one JSON report")
+    names = labels if labels is not None else [_job_of(d, i) for i, d in enumerate(docs)]
     instances = [i for d in docs for i in d["instances"]]
-    tests = [t for d in docs for t in d["tests"]]
+    tests = [{**t, "job": name} for d, name in zip(docs, names, strict=True) for t in d["tests"]]
     merged = dict(docs[0])
     merged["sessions"] = [s for d in docs for s in d["sessions"]]
     merged["instances"] = instances
     merged["tests"] = tests
     merged["totals"] = totals(instances, tests)
-    longest = max(instances, key=lambda e: e["cost"]["wall_seconds"], default=None)
-    dph = longest["cost"]["dph_total"] if longest else 0.0
-    merged["projections"] = projections(dph, merged["totals"]["wall_seconds"], reference_prices())
     merged["hook_errors"] = [e for d in docs for e in d.get("hook_errors", [])]
     merged["scenario_figures"] = [f for d in docs for f in d.get("scenario_figures", [])]  # older reports have none
+    runs_per_day = (docs[0].get("projections") or {}).get("runs_per_day") or 10.0
+    merged["projections"] = projections(merged, prices_of(docs[0]), float(runs_per_day))
     return merged
+
+
+def _job_of(doc: Doc, index: int) -> str:
+    jobs = [s.get("job") for s in doc.get("sessions", [])]
+    return str(jobs[0]) if jobs and jobs[0] else f"report {index + 1}"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_dumont.reporting.document import costliest_tests
-from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, usd
+from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, total_row, usd
 from pytest_dumont.reporting.terminal import bar
 
 Doc = Mapping[str, Any]
@@ -40,16 +40,20 @@ def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
             f"### instance {entry['instance_id']}: {offer['num_gpus']}x {_cell(offer['gpu_name'])}, "
             f"${cost['dph_total']:.4f}/h, {_cell(offer.get('geolocation') or 'unknown region')}",
             "",
-            "| phase | seconds | % | |",
-            "|---|---:|---:|---|",
+            "| phase | seconds | % | cost | |",
+            "|---|---:|---:|---:|---|",
         ]
         rows = instance_rows(entry)
-        total = sum(r[1] for r in rows)
-        for label, seconds, outcome, _kind in rows:
-            share = seconds / total * 100 if total else 0.0
-            mark = "" if outcome == "passed" else f" ({outcome})"
-            lines.append(f"| {_cell(label)}{mark} | {seconds:.2f} | {share:.1f}% | `{bar(seconds, total)}` |")
-        lines.append(f"| **total** | **{total:.2f}** | 100% | |")
+        for row in rows:
+            mark = "" if row.outcome == "passed" else f" ({row.outcome})"
+            label = "&emsp;" * row.depth + _cell(row.label)
+            money = usd(row.cost) if row.cost is not None else ""
+            lines.append(
+                f"| {label}{mark} | {row.seconds:.2f} | {row.share:.1f}% | {money} | `{bar(row.share, 100.0)}` |"
+            )
+        total, total_cost = total_row(rows)
+        money = usd(total_cost) if total_cost is not None else ""
+        lines.append(f"| **total** | **{total:.2f}** | 100% | **{money}** | |")
         if entry["timeline"]:
             lines += ["", "status: " + " → ".join(f"{c['status']} {c['at']:.1f}s" for c in entry["timeline"])]
         lines += [
@@ -58,15 +62,21 @@ def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
             f"(dph_total x {cost['wall_seconds']:.1f} s wall); destroyed: {'yes' if entry['destroyed'] else 'NO'}",
         ]
     if doc["tests"]:
-        lines += ["", "### cost by test", "", "| test | outcome | GPU | held (s) | cost |", "|---|---|---|---:|---:|"]
+        jobs = len({x.get("job") for x in doc["tests"]}) > 1  # a merged report: say which job ran each test
+        head = "| job " if jobs else ""
+        lines += ["", "### cost by test", "", f"{head}| test | outcome | GPU | held (s) | cost |",
+                  ("|---" if jobs else "") + "|---|---|---|---:|---:|"]  # fmt: skip
         shown, rest, rest_usd = costliest_tests(doc)
         for test in shown:
+            job = f"| {_cell(test.get('job'))} " if jobs else ""
             lines.append(
-                f"| `{_cell(test['nodeid'])}` | {test['outcome']} | {_cell(test['gpu_name'])} | "
+                f"{job}| `{_cell(test['nodeid'])}` | {test['outcome']} | {_cell(test['gpu_name'])} | "
                 f"{test['held_seconds']:.2f} | {usd(test['cost_usd'])} |"
             )
         if rest:
-            lines.append(f"| {rest} more test(s), every one in the JSON report | | | | {usd(rest_usd)} |")
+            lines.append(
+                f"{'| ' if jobs else ''}| {rest} more test(s), every one in the JSON report | | | | {usd(rest_usd)} |"
+            )
     lines += scenario_figures(doc.get("scenario_figures") or [])  # absent from reports written before they were
     lines += projections(doc)
     if doc.get("hook_errors"):
@@ -94,24 +104,49 @@ def scenario_figures(entries: list[Mapping[str, Any]]) -> list[str]:
 
 
 def projections(doc: Doc) -> list[str]:
+    """This run's cost per run, day and month, its costliest tests and overhead; other clouds' reference prices."""
     p = doc["projections"]
-    lines = ["", f"### projections at ${p['dph_total']:.4f}/h", "", "| operation | time | cost |", "|---|---:|---:|"]
-    for op in p["operations"]:
-        lines.append(f"| {_cell(op['name'])} | {op['seconds'] / 60:g} min | {usd(op['cost_usd'])} |")
+    if "per_run_usd" not in p:  # a report written before projections came from the run itself
+        return []
+    runs = f"{p['runs_per_day']:g}"
+    lines = [
+        "",
+        f"### projections: this run at {runs} runs a day",
+        "",
+        f"{usd(p['per_run_usd'])} per run, {usd(p['per_day_usd'])} per day, {usd(p['per_month_usd'])} per 30-day "
+        f"month (`--dumont-runs-per-day`, default 10). Provisioning overhead: {p['overhead_share'] * 100:.0f}% "
+        f"of the run, {usd(p['overhead_per_month_usd'])} a month.",
+    ]
+    if p["costliest"]:
+        lines += [
+            "",
+            "Costliest: "
+            + ", ".join(
+                f"`{_cell(c['nodeid'])}` {usd(c['cost_usd'])} ({c['share'] * 100:.0f}%)" for c in p["costliest"]
+            )
+            + ".",
+        ]
+    if p.get("operations"):
+        lines += ["", f"### the scenarios' operations at ${p['dph_total']:.4f}/h", "", "| operation | time | cost |",
+                  "|---|---:|---:|"]  # fmt: skip
+        for op in p["operations"]:
+            lines.append(f"| {_cell(op['name'])} | {op['seconds'] / 60:g} min | {usd(op['cost_usd'])} |")
     wall = doc["totals"]["wall_seconds"]
     lines += [
         "",
         f"### the same {wall:.1f} s on other clouds",
         "",
-        "| provider | GPU | $/h | this run | x Vast |",
-        "|---|---|---:|---:|---:|",
-        f"| Vast.ai | this run | ${p['dph_total']:.4f} | {usd(doc['totals']['simple_usd'])} | 1.0 |",
+        "| provider | GPU | region | $/h | this run | x Vast | price of |",
+        "|---|---|---|---:|---:|---:|---|",
+        f"| Vast.ai | this run | | ${p['dph_total']:.4f} | {usd(doc['totals']['simple_usd'])} | 1.0 | |",
     ]
     for c in p["comparison"]:
         times = f"{c['times_vast']:.1f}" if c["times_vast"] else "n/a"
+        where = f"{_cell(c['gpu'])} | {_cell(c.get('region', ''))}"
+        seen = f"[{c.get('date', '')}]({c.get('source', '')})"
         lines.append(
-            f"| {c['provider']} ({c['instance_type']}) | {c['gpu']} | ${c['usd_per_hour']:.3f} | "
-            f"{usd(c['cost_usd'])} | {times} |"
+            f"| {_cell(c['provider'])} ({_cell(c['instance_type'])}) | {where} | ${c['usd_per_hour']:.3f} | "
+            f"{usd(c['cost_usd'])} | {times} | {seen} |"
         )
     lines += ["", f"Reference prices: {p['prices_source']}."]
     return lines

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting import CELLS, FIGURES_PROPERTY, PROPERTY
+from pytest_dumont.reporting.document import phase_entries
 from pytest_dumont.reporting.html import extra_for_test, figures_extra, row_cells
 from pytest_dumont.reporting.run import ReportingRun, get_run
 
@@ -26,14 +27,14 @@ def _hold(record: InstanceRecord, nodeid: str) -> Hold | None:
     return None
 
 
-def _test_phases(record: InstanceRecord, hold: Hold, end: float, provisioned: bool) -> list[PhaseTiming]:
-    """The phases run while the test held the instance, and the provisioning phases if it waited for them."""
+def _test_phases(record: InstanceRecord, hold: Hold, provisioned: bool) -> list[PhaseTiming]:
+    """The phases the test ran (its node id on them), and the provisioning phases if it was the first to hold it."""
+    nodeid = hold.nodeid
     if provisioned:  # once per instance: the whole list, for its provisioning phases
         return [
             p
             for p in record.phases
-            if (hold.started <= p.started <= end and p.kind != "provision")
-            or (p.kind == "provision" and p.started <= hold.started)
+            if p.test == nodeid or (p.kind == "provision" and p.test is None and p.started <= hold.started)
         ]
     # Phases are appended as they end: scanning from the newest, the first that ended before the test began ends
     # the search, so a test costs the phases of its own hold, not every phase of the session so far.
@@ -41,31 +42,18 @@ def _test_phases(record: InstanceRecord, hold: Hold, end: float, provisioned: bo
     for phase in reversed(record.phases):
         if phase.started + phase.duration < hold.started:
             break
-        if phase.kind != "provision" and hold.started <= phase.started <= end:
+        if phase.test == nodeid:
             mine.append(phase)
     mine.reverse()
     return mine
 
 
-def _phase_entries(record: InstanceRecord, phases: list[PhaseTiming], now: float) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": p.name,
-            "kind": p.kind,
-            "duration": p.duration,
-            "outcome": p.outcome,
-            "cost_usd": record.interval_cost(p.started, p.started + p.duration, now),
-        }
-        for p in phases
-    ]
-
-
 def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, Any]:
-    """GPU, $/h, provisioning seconds, cost, and the phases the test saw (provisioning too, if it waited for it)."""
+    """GPU, $/h, provisioning seconds, cost, and the phases the test saw (provisioning and the status timeline too,
+    if it was the first test to hold the instance: with prewarming it did not start the boot, but waited for it)."""
     end = hold.ended if hold.ended is not None else now
-    # The test that asked before the search started is the one that paid the provisioning wait.
-    provisioned = hold.started - hold.waited <= record.search_started_at
-    phases = _test_phases(record, hold, end, provisioned)
+    provisioned = bool(record.holds) and record.holds[0] is hold
+    phases = _test_phases(record, hold, provisioned)
     return {
         "nodeid": hold.nodeid,
         "instance_id": record.instance_id,
@@ -74,7 +62,7 @@ def data_for_test(record: InstanceRecord, hold: Hold, now: float) -> dict[str, A
         "provision_seconds": hold.waited,
         "held_seconds": end - hold.started,
         "cost_usd": record.interval_cost(hold.started, end, now),
-        "phases": _phase_entries(record, phases, now) if phases else [],
+        "phases": phase_entries(record, phases, now) if phases else [],
         "timeline": [{"at": c.at, "status": c.status} for c in record.timeline] if provisioned else [],
         # The instance's GPU facts once, on the test that provisioned it; the summary has them for every instance.
         "facts": dict(record.facts) if provisioned else {},

@@ -54,7 +54,13 @@ class ReportingRun:
         }
         instances = list(local.values()) + self.worker_instances
         self.doc = document.build(
-            instances, self.outcomes, session=session, hook_errors=self.hooks.errors, figures=self.figures
+            instances,
+            self.outcomes,
+            session=session,
+            hook_errors=self.hooks.errors,
+            figures=self.figures,
+            prices=document.reference_prices(settings.reference_prices),
+            runs_per_day=settings.runs_per_day,
         )
         return self.doc
 

@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pytest_dumont.provisioning.records import PROVISIONING_PHASES, InstanceRecord, Ledger
+from pytest_dumont.provisioning.records import InstanceRecord
+from pytest_dumont.reporting.phases import PHASE_LABELS, PhaseRow, instance_rows, total_row, usd
+
+__all__ = ["PHASE_LABELS", "bar", "phase_table", "render_entry", "render_instance", "usd", "write_session"]
 
 if TYPE_CHECKING:
     from pytest_dumont.reporting.run import ReportingRun
     from pytest_dumont.session.state import SessionState
 
 BAR_WIDTH = 36
-
-
-def usd(amount: float) -> str:
-    """Dollars with enough digits to be non-zero: short test runs cost fractions of a cent."""
-    return f"${amount:.4f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}"
-
-
-PHASE_LABELS = {
-    "search": "search offers",
-    "create": "create instance",
-    "wait_running": "wait for running",
-    "wait_ssh": "wait for SSH",
-    "destroy": "destroy instance",
-    "adopt": "adopt parked instance",
-}
-
-
-def phase_rows(record: InstanceRecord) -> list[tuple[str, float, str]]:
-    """(label, seconds, outcome) in order: provisioning, the tests' own phases, time in use otherwise, destroy."""
-    rows = [
-        (PHASE_LABELS[name], record.phase_seconds(name), "passed")
-        for name in PROVISIONING_PHASES
-        if any(p.name == name for p in record.phases)
-    ]
-    users = [p for p in record.phases if p.kind in ("user", "remote")]  # remote: --dumont-remote's sync and setup
-    rows += [(p.name, p.duration, p.outcome) for p in users]
-    if record.ready_at is not None:
-        destroy_started = next((p.started for p in record.phases if p.name == "destroy"), None)
-        in_use = (destroy_started if destroy_started is not None else record.ready_at) - record.ready_at
-        other = in_use - sum(p.duration for p in users)
-        if other > 0.0005:
-            rows.append(("tests (other)", other, "passed"))
-    if any(p.name == "destroy" for p in record.phases):
-        rows.append((PHASE_LABELS["destroy"], record.phase_seconds("destroy"), "passed"))
-    return rows
 
 
 def bar(seconds: float, total: float) -> str:
@@ -58,62 +26,82 @@ def bar(seconds: float, total: float) -> str:
     return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "") or "▏"
 
 
-def render_instance(record: InstanceRecord, now: float) -> list[str]:
-    offer = record.offer
-    where = f", {offer.geolocation}" if offer.geolocation else ""
-    lines = [
-        f"instance {record.instance_id}  {offer.num_gpus}x {offer.gpu_name}  ${record.dph_total:.4f}/h"
-        f"{where}  offer {offer.id}  label {record.label}",
-    ]
-    rows = phase_rows(record)
-    total = sum(seconds for _, seconds, _ in rows)
-    width = max([len(label) for label, _, _ in rows] + [5])
-    lines.append(f"  {'phase':<{width}}  {'seconds':>9}  {'%':>6}")
-    for label, seconds, outcome in rows:
-        share = seconds / total * 100 if total else 0.0
-        mark = "" if outcome == "passed" else f"  ({outcome})"
-        lines.append(f"  {label:<{width}}  {seconds:9.2f}  {share:5.1f}%  {bar(seconds, total)}{mark}")
-    lines.append(f"  {'total':<{width}}  {total:9.2f}  100.0%")
-    if record.timeline:
-        lines.append("  status: " + " -> ".join(f"{c.status} {c.at:.1f}s" for c in record.timeline))
-    lines.append(
-        f"  cost: {usd(record.billed_cost(now))} billed estimate (GPU ${record.dph_base:.4f}/h x "
-        f"{record.running_seconds(now):.1f} s running + storage ${record.storage_dph:.4f}/h x "
-        f"{record.exists_seconds(now):.1f} s existing); {usd(record.simple_cost(now))} simple "
-        f"(dph_total x {record.wall_seconds(now):.1f} s wall)"
-    )
-    if record.parked_before_usd or record.parked_before_s:
+def phase_table(rows: Sequence[PhaseRow]) -> list[str]:
+    """The rows, a nested one indented under its parent with its share of it; then the total (top level only)."""
+    labels = ["  " * r.depth + r.label for r in rows]
+    width = max([len(label) for label in labels] + [5])
+    lines = [f"  {'phase':<{width}}  {'seconds':>9}  {'%':>6}  {'cost':>11}"]
+    for label, row in zip(labels, rows, strict=True):
+        mark = "" if row.outcome == "passed" else f"  ({row.outcome})"
+        money = usd(row.cost) if row.cost is not None else ""
         lines.append(
-            f"  parked before this session: {usd(record.parked_before_usd)} (dph_total x "
-            f"{record.parked_before_s:.1f} s parked, in the cost above and the budget)"
+            f"  {label:<{width}}  {row.seconds:9.2f}  {row.share:5.1f}%  {money:>11}  {bar(row.share, 100.0)}{mark}"
         )
-    if record.failure:
-        lines.append(f"  failed: {record.failure}")
-    if record.parked_at is not None and record.destroyed_at is None:
-        until = time.strftime("%H:%M", time.localtime(record.parked_until)) if record.parked_until else "?"
-        release = f"dumont release {record.instance_id}"
-        lines.append(f"  destroyed: no - PARKED until {until} for the next session ({release})")
-    else:
-        lines.append("  destroyed: " + ("yes (confirmed)" if not record.live else "NO - still live, check the console"))
+    seconds, cost = total_row(rows)
+    lines.append(f"  {'total':<{width}}  {seconds:9.2f}  100.0%  {usd(cost) if cost is not None else '':>11}")
     return lines
 
 
+def render_entry(entry: Mapping[str, Any]) -> list[str]:
+    """One instance's block from its report entry: phases, status timeline, cost, whether it was destroyed."""
+    offer, cost = entry["offer"], entry["cost"]
+    where = f", {offer['geolocation']}" if offer.get("geolocation") else ""
+    lines = [
+        f"instance {entry['instance_id']}  {offer['num_gpus']}x {offer['gpu_name']}  ${cost['dph_total']:.4f}/h"
+        f"{where}  offer {offer['id']}  label {entry['label']}",
+    ]
+    lines += phase_table(instance_rows(entry))
+    if entry["timeline"]:
+        lines.append("  status: " + " -> ".join(f"{c['status']} {c['at']:.1f}s" for c in entry["timeline"]))
+    lines.append(
+        f"  cost: {usd(cost['billed_usd'])} billed estimate (GPU ${cost['dph_base']:.4f}/h x "
+        f"{cost['running_seconds']:.1f} s running + storage ${cost['storage_dph']:.4f}/h x "
+        f"{cost['exists_seconds']:.1f} s existing); {usd(cost['simple_usd'])} simple "
+        f"(dph_total x {cost['wall_seconds']:.1f} s wall)"
+    )
+    if cost.get("parked_before_usd") or cost.get("parked_before_seconds"):
+        lines.append(
+            f"  parked before this session: {usd(cost.get('parked_before_usd') or 0.0)} (dph_total x "
+            f"{cost.get('parked_before_seconds') or 0.0:.1f} s parked, in the cost above and the budget)"
+        )
+    if entry.get("failure"):
+        lines.append(f"  failed: {entry['failure']}")
+    if entry.get("parked_until") and not entry["destroyed"]:
+        until = time.strftime("%H:%M", time.localtime(entry["parked_until"]))
+        release = f"dumont release {entry['instance_id']}"
+        lines.append(f"  destroyed: no - PARKED until {until} for the next session ({release})")
+    else:
+        lines.append(
+            "  destroyed: " + ("yes (confirmed)" if entry["destroyed"] else "NO - still live, check the console")
+        )
+    return lines
+
+
+def render_instance(record: InstanceRecord, now: float) -> list[str]:
+    """An in-memory record's block (as its report entry shows it)."""
+    from pytest_dumont.reporting.document import instance_entry
+
+    return render_entry(instance_entry(record, now))
+
+
 def write_summary(
-    write_line: Callable[[str], None], section: Callable[..., None], ledger: Ledger, now: float, mode: str
+    write_line: Callable[[str], None], section: Callable[..., None], entries: Sequence[Mapping[str, Any]], mode: str
 ) -> None:
     """Write the pytest-dumont section of the terminal summary (nothing when no instance was made)."""
-    records = ledger.records()
-    if not records:
+    if not entries:
         return
-    live = [r for r in records if r.live]
-    title = f"pytest-dumont ({mode}): {len(records)} instance(s), {usd(ledger.billed_cost(now))} billed estimate"
+    live = [e for e in entries if not e["destroyed"] and not e.get("parked_until")]  # parked: not a leak
+    billed = sum(e["cost"]["billed_usd"] for e in entries)
+    title = f"pytest-dumont ({mode}): {len(entries)} instance(s), {usd(billed)} billed estimate"
     section("=", title, red=bool(live), green=not live)
-    for record in records:
-        for line in render_instance(record, now):
+    for entry in entries:
+        for line in render_entry(entry):
             write_line(line)
     if live:
-        write_line("LEAK: instance(s) " + ", ".join(str(r.instance_id) for r in live) + " are not confirmed destroyed")
-    elif any(r.parked_at is not None and r.destroyed_at is None for r in records):
+        write_line(
+            "LEAK: instance(s) " + ", ".join(str(e["instance_id"]) for e in live) + " are not confirmed destroyed"
+        )
+    elif any(e.get("parked_until") for e in entries):
         write_line("all instances destroyed or parked")
     else:
         write_line("all instances destroyed")
@@ -123,14 +111,15 @@ def write_session(
     write_line: Callable[..., None], section: Callable[..., None], state: SessionState, run: ReportingRun | None
 ) -> None:
     """The section for this process's instances and those the xdist workers sent, then where reports went."""
-    from pytest_dumont.reporting.document import record_from_entry
+    from pytest_dumont.reporting.document import instance_entry
 
-    ledger = Ledger()
-    for record in state.ledger.records():
-        ledger.add(record)
-    for entry in run.worker_instances if run is not None else []:
-        ledger.add(record_from_entry(entry))
-    write_summary(write_line, section, ledger, state.clock.now(), state.settings.mode)
+    if run is not None and run.doc is not None:
+        entries = run.doc["instances"]  # built once at the session's end, the workers' instances included
+    else:
+        now = state.clock.now()
+        entries = [instance_entry(r, now) for r in state.ledger.records()]
+        entries += run.worker_instances if run is not None else []
+    write_summary(write_line, section, entries, state.settings.mode)
     if run is None:
         return
     if run.doc is not None and run.doc["instances"]:

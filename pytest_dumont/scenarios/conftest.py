@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_dumont.reporting import FIGURES_PROPERTY
+from pytest_dumont.reporting.phases import figure_value
 from pytest_dumont.scenarios.snapshot import SnapshotStore, store_from_environment
 
 # The user_properties key: the reports (JSON, pytest-html, Markdown) and junit XML carry the figures, the terminal
@@ -65,7 +66,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             for key, figures in getattr(report, "user_properties", ()):
                 if key == FIGURES and figures:
                     lines.append(report.location[0] + "::" + report.location[2])
-                    lines += [f"  {name:<28} {value:>12.3f} {unit}" for name, value, unit in figures]
+                    lines += [f"  {name:<28} {figure_value(value):>12} {unit}" for name, value, unit in figures]
     if lines:
         terminalreporter.write_sep("-", "dumont scenarios")
         for line in lines:

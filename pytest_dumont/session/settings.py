@@ -188,6 +188,14 @@ def parse_reuse(text: str) -> float:
     return minutes
 
 
+def parse_reference_prices(text: str) -> str:
+    """A reference-prices file, checked now (before anything is rented); the path is kept, the report reads it."""
+    from pytest_dumont.data.prices import load
+
+    load(text.strip())  # ReferencePricesError is a ValueError naming the file and the entry
+    return text.strip()
+
+
 def parse_webhook_url(text: str) -> str:
     value = text.strip()
     if not re.match(r"^https?://[^/\s]+", value):
@@ -385,6 +393,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="on|off",
     ),
     OptionSpec(
+        "reference-prices",
+        parse_reference_prices,
+        "",
+        "JSON file of other clouds' prices the report compares this run with (default: the list pytest-dumont "
+        "ships, each price with its page, region and date; format in docs/reporting.md)",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "runs-per-day",
+        parse_positive_float,
+        "10",
+        "how many times a day this suite runs, for the report's projection of its cost per day and per month",
+        metavar="N",
+    ),
+    OptionSpec(
         "webhook",
         parse_webhook_url,
         "",
@@ -524,6 +547,8 @@ class Settings:
     reuse_min: float = 0.0  # 0: instances are destroyed at the end; else parked this many minutes
     reuse_clean: bool = False
     reuse_in_ci: bool = False
+    reference_prices: str | None = None  # None: the package's list
+    runs_per_day: float = 10.0
 
     @property
     def spends_money(self) -> bool:
@@ -665,6 +690,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         reuse_min=values["reuse"][0],
         reuse_clean=values["reuse-clean"][0],
         reuse_in_ci=values["reuse-in-ci"][0],
+        reference_prices=values["reference-prices"][0],
+        runs_per_day=values["runs-per-day"][0],
     )
 
 

@@ -17,6 +17,7 @@ Tests whose ``dumont_offer`` asks for something else than the session's defaults
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ import pytest
 
 from pytest_dumont.errors import DumontError, ProvisioningError
 from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
-from pytest_dumont.provisioning.records import Hold, InstanceRecord
+from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.session.prewarm import BackgroundProvisioning
 from pytest_dumont.session.resources import WORKERINPUT_KEY, is_xdist_controller, open_session
 from pytest_dumont.session.state import SESSION_KEY, get_state
@@ -41,6 +42,7 @@ from pytest_dumont.vast.models import Offer
 from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
 
 HOLDS_KEY = "dumont_shared_holds"  # workeroutput: which tests held the shared instance, and when
+PHASES_KEY = "dumont_shared_phases"  # workeroutput: the commands and phases those tests ran on it
 FINISHED = ("teardown", "???")  # a test's last report: its teardown, or the one xdist makes when its worker crashed
 
 
@@ -61,6 +63,7 @@ class SharedInstance:
         self.request = default_request(config)
         self.directory = Path(tempfile.mkdtemp(prefix="dumont-shared-"))  # 0700: holds where the key is
         self.holds: list[Hold] = []
+        self.phases: list[PhaseTiming] = []
         self.instance_id: int | None = None
         self.users: set[str] | None = None  # the tests that will use it and have not finished; None: not known yet
         self.finished: set[str] = set()
@@ -157,8 +160,10 @@ class SharedInstance:
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         # A crashed worker sends nothing; its tests still ran on the instance, which the controller bills once.
         # Times are CLOCK_MONOTONIC, one clock for every process of this machine.
-        for h in (getattr(node, "workeroutput", None) or {}).get(HOLDS_KEY, []):
+        output = getattr(node, "workeroutput", None) or {}
+        for h in output.get(HOLDS_KEY, []):
             self.holds.append(Hold(h["nodeid"], h["started"], h["ended"], h["waited"]))
+        self.phases += [PhaseTiming(**p) for p in output.get(PHASES_KEY, [])]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self) -> Generator[None, None, None]:
@@ -168,6 +173,8 @@ class SharedInstance:
         for ready in self.pool.instances():
             if ready.record.instance_id == self.instance_id:
                 ready.record.holds.extend(sorted(self.holds, key=lambda h: h.started))
+                # Kept in the order they ended, as a record's phases always are (the per-test scan relies on it).
+                ready.record.phases[:] = sorted(ready.record.phases + self.phases, key=lambda p: p.started + p.duration)
                 ready.record.tests.extend(h.nodeid for h in ready.record.holds)
         with suppress(DumontError):  # a teardown failure is in the state's teardown_errors, shown in the summary
             self.close()
@@ -309,6 +316,7 @@ def worker_finish(config: pytest.Config, workeroutput: dict[str, Any]) -> bool:
         workeroutput[HOLDS_KEY] = [
             {"nodeid": h.nodeid, "started": h.started, "ended": h.ended, "waited": h.waited} for h in holds
         ]
+        workeroutput[PHASES_KEY] = [dataclasses.asdict(p) for p in share.ready.record.phases]
     share.close()
     return share.ready is not None
 

@@ -166,6 +166,10 @@ class VastClient:
             raise ValueError(f"state must be 'stopped' or 'running', not {state!r}")
         self._call("PUT", f"/api/v0/instances/{int(instance_id)}/", body={"state": state})
 
+    def reboot_instance(self, instance_id: int) -> None:
+        """``PUT /api/v0/instances/reboot/{id}/``: restart the container (SSH drops; no GPU billing meanwhile)."""
+        self._call("PUT", f"/api/v0/instances/reboot/{int(instance_id)}/", body={})
+
     def set_label(self, instance_id: int, label: str) -> None:
         self._call("PUT", f"/api/v0/instances/{int(instance_id)}/", body={"label": label})
 

@@ -25,7 +25,7 @@ def test_seed_journey_passes_and_reports_phases_and_cost(pytester: pytest.Pytest
         [
             "*pytest-dumont (emulator): 1 instance(s), $* billed estimate*",
             "instance * 1x RTX 4090  $0.*/h*offer *label dumont-*",
-            "  phase * seconds * %",
+            "  phase * seconds * % * cost",
             "  search offers *",
             "  create instance *",
             "  wait for running *",
@@ -34,7 +34,7 @@ def test_seed_journey_passes_and_reports_phases_and_cost(pytester: pytest.Pytest
             "  verify file *",
             "  nvidia-smi and df *",
             "  destroy instance *",
-            "  total * 100.0%",
+            "  total * 100.0% * $*",
             "  status: * -> running *",
             "  cost: $* billed estimate (GPU $*/h x * s running + storage $*/h x * s existing); $* simple*",
             "  destroyed: yes (confirmed)",

@@ -41,3 +41,23 @@ def test_a_leak_in_any_job_makes_merge_exit_1(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(doc_with(record)))
     done = subprocess.run([*DUMONT, "report", "merge", "a.json"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "leaked: [29441924]" in done.stdout
+
+
+def test_merge_names_each_tests_job_and_writes_files_as_the_umask_says(tmp_path):
+    for name in ("rtx4090.json", "a100.json"):
+        (tmp_path / name).write_text(json.dumps(doc_with(seed_record())))
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        done = subprocess.run(
+            ["sh", "-c", f"umask {umask:03o} && exec \"$@\"", "sh", *DUMONT, "report", "merge", "rtx4090.json",
+             "a100.json", "-o", f"out{umask:o}/all"],
+            cwd=tmp_path, capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        for suffix in (".json", ".md", ".html"):
+            assert (tmp_path / f"out{umask:o}" / f"all{suffix}").stat().st_mode & 0o777 == mode, (suffix, oct(umask))
+    text = (tmp_path / "out22" / "all.md").read_text()
+    assert "| job | test | outcome | GPU | held (s) | cost |" in text
+    assert "| rtx4090 | `t::a` |" in text and "| a100 | `t::a` |" in text
+    page = (tmp_path / "out22" / "all.html").read_text()
+    assert "<th>job</th>" in page and "<td>a100</td><td>t::a</td>" in page
+    assert {t["job"] for t in json.loads((tmp_path / "out22" / "all.json").read_text())["tests"]} == {"rtx4090", "a100"}

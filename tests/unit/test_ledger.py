@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
-from pytest_dumont.reporting.terminal import phase_rows, render_instance, usd
+from pytest_dumont.reporting.phases import record_rows
+from pytest_dumont.reporting.terminal import render_instance, usd
 from pytest_dumont.vast.models import Offer, StatusChange
 
 SEED_OFFER = Offer.from_api(
@@ -75,8 +76,8 @@ def test_a_live_record_accrues_until_now():
 
 
 def test_phase_rows_follow_the_journey_and_fill_the_rest_as_tests():
-    rows = phase_rows(seed_record())
-    labels = [label for label, _, _ in rows]
+    rows = record_rows(seed_record(), 999)
+    labels = [row.label for row in rows]
     assert labels == [
         "search offers",
         "create instance",
@@ -86,7 +87,7 @@ def test_phase_rows_follow_the_journey_and_fill_the_rest_as_tests():
         "tests (other)",
         "destroy instance",
     ]
-    other = dict((label, seconds) for label, seconds, _ in rows)["tests (other)"]
+    other = {row.label: row.seconds for row in rows}["tests (other)"]
     assert other == pytest.approx((98.5 - 87.98) - 4.18)
 
 
@@ -100,6 +101,7 @@ def test_rendered_table_has_bars_percentages_timeline_and_both_costs():
 
 
 def test_small_amounts_keep_their_digits():
-    assert usd(0.0046) == "$0.004600"
+    assert usd(0.0046) == "$0.00460"
     assert usd(0.1689) == "$0.1689"
-    assert usd(0) == "$0.0000"
+    assert usd(0.0000123456) == "$0.0000123"  # a test that held an instance for a second or so: never $0.000000
+    assert usd(0) == "$0"

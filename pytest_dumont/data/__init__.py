@@ -1,0 +1,1 @@
+"""Data files the package ships (reference prices, the scenarios' operations) and their readers."""

@@ -103,6 +103,10 @@ def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]
     announce_instances(config, provisioner)
     parking = safety.parking  # --dumont-reuse: parks what the session finished with cleanly
     guard = SignalGuard(cleanup=lambda: close_pool(pool, state, park=parking.park_if_clean if parking else None))
+    # The SSH stack is imported before a signal can become a KeyboardInterrupt: one raised inside ``import fabric``
+    # leaves half-imported modules behind, and pytest then fails while reporting the interrupt.
+    import pytest_dumont.ssh.connect  # noqa: F401
+
     guard.arm()
     try:
         yield pool

@@ -396,9 +396,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "reference-prices",
         parse_reference_prices,
         "",
-        "JSON file of other clouds' prices the report compares this run with (default: the list pytest-dumont "
-        "ships, each price with its page, region and date; format in docs/reporting.md)",
+        "JSON file of other clouds' prices the report compares this run with (format in docs/reporting.md)",
         metavar="FILE",
+        default_help="the list pytest-dumont ships, each price with its page, region and date",
     ),
     OptionSpec(
         "runs-per-day",

@@ -83,3 +83,11 @@ def no_network_no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     monkeypatch.setattr(pytest_dumont.clock.SystemClock, "sleep", no_sleep)
     monkeypatch.setattr(time, "sleep", lambda seconds: no_sleep(None, seconds))
     return attempts
+
+
+@pytest.fixture(autouse=True)
+def hermetic_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no CI of their own: CI=true changes what the plugin does (reuse refused, GitHub summaries), so a test
+    that wants CI sets it itself, and the suite behaves the same on a laptop and in CI."""
+    for name in ("CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_JOB"):
+        monkeypatch.delenv(name, raising=False)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_dumont.commands._api import add_api_arguments
+
 NAME = "reap"
 HELP = "destroy instances left running by dead pytest-dumont sessions (ledger file and/or label prefix)"
 
@@ -39,20 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-kept", action="store_true", help="also destroy --dumont-keep-on-failure instances")
     parser.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
     # The plugin's own names (as in pytest and `dumont offers`); --url and --api-key-file stay as short aliases.
-    parser.add_argument(
-        "--dumont-api-url",
-        "--url",
-        dest="url",
-        metavar="URL",
-        help="API base URL (default: $VAST_URL, else https://console.vast.ai)",
-    )
-    parser.add_argument(
-        "--dumont-api-key-file",
-        "--api-key-file",
-        dest="api_key_file",
-        metavar="PATH",
-        help="file holding the key when $VAST_API_KEY is unset",
-    )
+    add_api_arguments(parser)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
 
 

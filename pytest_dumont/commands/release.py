@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from pytest_dumont.commands._api import add_api_arguments
+
 NAME = "release"
 HELP = "destroy instances parked by --dumont-reuse (by id, or --all)"
 
@@ -19,20 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", metavar="ID", type=int, nargs="*", help="parked instance ids (see `dumont parked`)")
     parser.add_argument("--all", action="store_true", help="every parked instance of this API")
     parser.add_argument("--ledger", metavar="PATH", help="ledger file (default: $DUMONT_LEDGER, else the state dir)")
-    parser.add_argument(
-        "--dumont-api-url",
-        "--url",
-        dest="url",
-        metavar="URL",
-        help="API base URL (default: $VAST_URL, else https://console.vast.ai)",
-    )
-    parser.add_argument(
-        "--dumont-api-key-file",
-        "--api-key-file",
-        dest="api_key_file",
-        metavar="PATH",
-        help="file holding the key when $VAST_API_KEY is unset",
-    )
+    add_api_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,8 @@ class WatchdogLink:
         self._closed = False
         self._ready = False  # READY received (``confirm``)
         self._spawn_error: OSError | None = None
+        # One message and its acknowledgement at a time: prewarming's thread and the main thread both create.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"WatchdogLink(pid={self.pid})"
@@ -114,6 +117,10 @@ class WatchdogLink:
 
     def confirm(self, ready_timeout: float | None = None) -> WatchdogLink:
         """Wait for the READY of a spawned watchdog (at once if it came already); raises ``WatchdogError``."""
+        with self._lock:
+            return self._confirm_locked(ready_timeout)
+
+    def _confirm_locked(self, ready_timeout: float | None) -> WatchdogLink:
         if self._ready:
             return self
         ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
@@ -150,22 +157,24 @@ class WatchdogLink:
 
     def close(self) -> None:
         """Say goodbye: the watchdog destroys whatever is still registered, then exits."""
-        if self._closed:
-            return
-        try:
-            self._send({"op": "bye"})
-        finally:
-            self._abandon()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._send({"op": "bye"})
+            finally:
+                self._abandon()
 
     def _send(self, message: dict[str, Any]) -> None:
-        if self._closed:
-            raise WatchdogError("the watchdog link is closed")
-        self.confirm()
-        try:
-            self._write(message)
-            line = self._read_line(time.monotonic() + ACK_TIMEOUT_S)
-        except OSError as exc:
-            raise WatchdogError(f"the watchdog (pid {self.pid}) is gone: {exc}") from None
+        with self._lock:
+            if self._closed:
+                raise WatchdogError("the watchdog link is closed")
+            self.confirm()
+            try:
+                self._write(message)
+                line = self._read_line(time.monotonic() + ACK_TIMEOUT_S)
+            except OSError as exc:
+                raise WatchdogError(f"the watchdog (pid {self.pid}) is gone: {exc}") from None
         expected = f"ACK {message['op']}" + (f" {message['id']}" if "id" in message else "")
         if line != expected:
             raise WatchdogError(f"the watchdog (pid {self.pid}) answered {line!r} instead of {expected!r}")
@@ -214,17 +223,23 @@ class WatchdogWatcher:
         self._spawn = spawn
         self._launched: WatchdogLink | None = None
         self.link: WatchdogLink | None = None
+        # Prewarming's thread and a test's factory may create at the same moment. Without this, each would start a
+        # watchdog and one link would be dropped: its pipe closes, and that watchdog, taking pytest for dead, destroys
+        # the session's instances and removes its key mid-run.
+        self._lock = threading.Lock()
 
     def launch(self) -> None:
         """Start the process now, without waiting for it; a failure here is retried, and raised, at ``expecting``."""
-        if self.link is None and self._launched is None:
-            with contextlib.suppress(Exception):
-                self._launched = self._spawn()
+        with self._lock:
+            if self.link is None and self._launched is None:
+                with contextlib.suppress(Exception):
+                    self._launched = self._spawn()
 
     def expecting(self, label: str, offer: Offer) -> None:
-        if self.link is None:
-            launched, self._launched = self._launched, None
-            self.link = (launched or self._spawn()).confirm()  # raises WatchdogError: then nothing is created
+        with self._lock:
+            if self.link is None:
+                launched, self._launched = self._launched, None
+                self.link = (launched or self._spawn()).confirm()  # raises WatchdogError: then nothing is created
 
     def created(self, record: InstanceRecord) -> None:
         assert self.link is not None
@@ -240,7 +255,8 @@ class WatchdogWatcher:
             self.link.keep(instance_id)
 
     def close(self) -> None:
-        launched, self._launched = self._launched, None
+        with self._lock:
+            launched, self._launched = self._launched, None
         if launched is not None:  # launched but never needed: nothing was registered with it
             with contextlib.suppress(WatchdogError):
                 launched.close()

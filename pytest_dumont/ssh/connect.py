@@ -115,12 +115,32 @@ def open_socket(target: SSHTarget, timeout: float) -> socket.socket:
     return sock
 
 
+class _Connection(fabric.Connection):  # type: ignore[misc]  # fabric is untyped
+    """A fabric ``Connection`` that opens again on a fresh socket.
+
+    fabric reopens a closed connection by itself at the next ``run`` (after ``close()``, or once the server dropped
+    it), with the same ``connect_kwargs``: our TCP_NODELAY socket, by then closed, which paramiko fails on with
+    "Bad file descriptor". Each open after the first gets a new socket to the same address.
+    """
+
+    def open(self) -> Any:
+        if not self.is_connected and self.__dict__.get("_dumont_opened"):
+            old = self.connect_kwargs.get("sock")
+            if old is not None:
+                old.close()
+            timeout = self.connect_kwargs.get("timeout") or 10.0
+            self.connect_kwargs["sock"] = open_socket(SSHTarget(self.host, self.port, self.user), timeout)
+        result = super().open()
+        object.__setattr__(self, "_dumont_opened", True)  # DataProxy turns attribute sets into config keys
+        return result
+
+
 def connect(target: SSHTarget, key: SessionKey, known_hosts: Path, *, timeout: float = 10.0) -> fabric.Connection:
     """Open an authenticated, hermetic, fast Connection to ``target`` with the session key only."""
     sock = open_socket(target, timeout)
     conn: fabric.Connection | None = None
     try:
-        conn = fabric.Connection(
+        conn = _Connection(
             target.host,
             user=target.user,
             port=target.port,

@@ -152,6 +152,21 @@ def test_connect_sets_tcp_nodelay_on_the_transport_socket(
         assert conn.transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+def test_a_connection_closed_or_dropped_opens_again_on_a_fresh_socket(
+    server: InstanceSSH, target: SSHTarget, session_key: SessionKey, known_hosts: Path
+) -> None:
+    # fabric reopens by itself at the next run; it used to hand paramiko the closed socket ("Bad file descriptor").
+    with connect(target, session_key, known_hosts) as conn:
+        first = conn.transport.sock
+        conn.close()
+        assert conn.run("echo again", hide=True).stdout == "again\n"
+        assert conn.transport.sock is not first
+        assert conn.transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        server.close()  # the server drops it (a restart, an idle timeout)
+        server.open()
+        assert conn.run("echo back", hide=True).stdout == "back\n"
+
+
 def test_plain_run_works_under_pytest_capture(target: SSHTarget, session_key: SessionKey, known_hosts: Path) -> None:
     # No in_stream argument: pytest's captured stdin raises if read, so this passes only if connect() turned it off.
     with connect(target, session_key, known_hosts) as conn:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -188,3 +191,70 @@ def test_a_launched_watchdog_that_never_says_ready_stops_the_create(tmp_path, ma
         watcher.expecting(f"{PREFIX}-1", Offer.from_api({"id": 1}))
     assert watcher.link is None
     watcher.close()
+
+
+def _blocked_on_the_watchers_lock(thread: threading.Thread) -> bool:
+    """Whether ``thread`` waits at the ``with self._lock`` of ``WatchdogWatcher.expecting``."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code is not WatchdogWatcher.expecting.__code__:
+        return False
+    lines, first = inspect.getsourcelines(WatchdogWatcher.expecting)
+    return "with self._lock" in lines[frame.f_lineno - first]
+
+
+def test_two_creates_at_once_share_one_watchdog_and_drop_none(make_emulator, private_state):
+    """Prewarming's thread and a factory test create at the same moment (the first test rents its own instance).
+
+    Each used to start a watchdog, and the link overwritten first was dropped: its pipe closed, and that watchdog,
+    taking pytest for dead, destroyed the session's instances and removed its key in the middle of the run.
+    """
+    emulator = make_emulator(ssh=False)
+    client = VastClient(emulator.url, emulator.api_key)
+    spawned: list[WatchdogLink] = []
+    confirming, go_on = threading.Event(), threading.Event()
+
+    def spawn() -> WatchdogLink:
+        link = spawner(emulator, private_state)()
+        spawned.append(link)
+        if len(spawned) == 1:
+            confirm = link.confirm
+
+            def held_confirm(ready_timeout: float | None = None) -> WatchdogLink:
+                confirming.set()  # the first create waits for READY here while the second one asks
+                go_on.wait(30)
+                return confirm(ready_timeout)
+
+            link.confirm = held_confirm  # type: ignore[method-assign]
+        return link
+
+    watcher = WatchdogWatcher(spawn)
+    watcher.launch()
+    offer = Offer.from_api({"id": 1})
+    first = threading.Thread(target=watcher.expecting, args=(f"{PREFIX}-1", offer))
+    second = threading.Thread(target=watcher.expecting, args=(f"{PREFIX}-2", offer))
+    first.start()
+    assert confirming.wait(30)
+    second.start()
+    wait_for(
+        lambda: len(spawned) > 1 or not second.is_alive() or _blocked_on_the_watchers_lock(second),
+        what="the second create to reach the watchdog",
+    )
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert len(spawned) == 1, "a second watchdog was started for the same session"
+    assert watcher.link is spawned[0]
+    registered = rent(client, f"{PREFIX}-1")
+    watcher.created(_record(registered, f"{PREFIX}-1"))
+    assert registered in emulator.world.live_ids()  # nobody took pytest for dead
+    watcher.link._abandon()  # pytest killed now: the one watchdog destroys what was registered
+    wait_for(lambda: emulator.world.live_ids() == [], what="the registered instance to be destroyed")
+
+
+def _record(instance_id: int, label: str):
+    from pytest_dumont.provisioning.records import InstanceRecord
+
+    offer = Offer.from_api({"id": 1, "dph_base": 0.2, "storage_cost": 0.1})
+    return InstanceRecord(
+        instance_id=instance_id, label=label, offer=offer, disk_gb=10, search_started_at=0.0, created_at=0.0
+    )

@@ -87,8 +87,9 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     wanted = provision_request(request.node, dumont_settings)
     asked = clock.now()
     instance = xdist.worker_instance(request.config, wanted)  # xdist shared mode: the controller's instance
+    pool: InstancePool | None = None  # the controller's instance is its to check and destroy
     if instance is None:
-        pool: InstancePool = request.getfixturevalue("dumont_pool")
+        pool = request.getfixturevalue("dumont_pool")
         asked = clock.now()
         warm = prewarm.prewarmed(request.config)
         if warm is not None:
@@ -104,10 +105,20 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
     waited = clock.now() - asked if instance.record.search_started_at >= asked else max(0.0, ready_at - asked)
     hold = Hold(request.node.nodeid, clock.now(), waited=waited)
     instance.record.holds.append(hold)
+    if instance.record.bid is not None and pool is not None:  # interruptible: Vast may take it during the test
+        from pytest_dumont.provisioning.preemption import check_held
+        from pytest_dumont.session import held
+
+        provisioner, record, when = pool.provisioner, instance.record, f"while {request.node.nodeid} held it"
+        held.watch(request.node, lambda: check_held(provisioner, record, when))
     try:
         yield instance
     finally:
         hold.close(clock.now())
+    if instance.record.bid is not None:
+        from pytest_dumont.session import held
+
+        held.after_test(request.node)
 
 
 @pytest.fixture
@@ -144,6 +155,9 @@ def dumont_instance_factory(request: pytest.FixtureRequest, dumont_settings: Set
         factory = Factory(
             pool, request_, get_state(request.config).clock, request.node.nodeid, rent=rent, emulated=api.emulated
         )
+        from pytest_dumont.session import held
+
+        held.watch(request.node, factory.preempted)  # an interruptible one may be taken during the test
         try:
             yield factory
         finally:

@@ -189,6 +189,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         from pytest_dumont.reporting.per_test import on_call_report
 
         on_call_report(item, report)
+        if report.failed:
+            from pytest_dumont.session import held
+
+            if held.explain_failure(item, call, report):  # its interruptible instance was preempted: say so
+                return report
     if call.excinfo is not None and isinstance(call.excinfo.value, DumontError) and report.longrepr is not None:
         from pytest_dumont.session import error_display
 

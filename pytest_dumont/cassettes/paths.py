@@ -60,7 +60,9 @@ def request_key(request: ProvisionRequest) -> str:
     import hashlib
     import json
 
-    data = json.dumps(dataclasses.asdict(request), sort_keys=True, default=str)
+    fields = dataclasses.asdict(request)
+    fields["filters"] = request.filters.key_fields()  # an on-demand request keeps its key from before bids
+    data = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 

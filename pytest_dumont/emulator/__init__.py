@@ -156,7 +156,8 @@ class _SandboxHosts:
                 fwd.release()
             raise
         try:
-            ssh = InstanceSSH(self._loop, sandbox, self._host_key)
+            modules = (f"C.{spec.instance_id}", str(spec.instance_id))  # `vastai copy` names it either way
+            ssh = InstanceSSH(self._loop, sandbox, self._host_key, rsync_modules=modules)
         except BaseException:
             for fwd in forwarders.values():
                 fwd.release()

@@ -1,4 +1,6 @@
-"""``copy_direct``: instance-to-instance copies, done on the emulator's side between two instances' sandboxes.
+"""``copy_direct``: instance-to-instance copies, done on the emulator's side between two instances' sandboxes; and
+the endpoint a copy between a local path and an instance gets (``commands/rsync``), where the client's own rsync
+then connects (``sshd.RSYNC_USER``).
 
 Paths are the instance's own (``/workspace/data``), resolved inside each sandbox as its SFTP server resolves them;
 nothing may leave the sandbox. Semantics follow ``rsync -a``, which Vast runs: a source ending in ``/`` copies its
@@ -57,3 +59,22 @@ def copy_direct(src: InstanceHost, src_path: Any, dst: InstanceHost, dst_path: A
         target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target, follow_symlinks=False)
     os.utime(target)
+
+
+def is_local(location: Any) -> bool:
+    """``vastai copy`` names the local side ``local`` (``local:path``) or not at all (a bare path): None."""
+    return location is None or location == "local"
+
+
+def local_copy_endpoint(host: InstanceHost, path: Any, role: str) -> dict[str, Any]:
+    """Where the client's rsync connects to copy between a local path and this instance: its SSH server, as
+    ``<role>_addr`` and ``<role>_port`` (the CLI reads ``dst_*`` for an upload, ``src_*`` for a download) *(the
+    address is the emulator's choice: the proxy endpoint, which every SSH runtype has)*."""
+    sandbox = sandbox_of(host)
+    ssh = getattr(host, "ssh", None)
+    if sandbox is None or ssh is None:
+        raise ApiError(400, "not_supported", "copy needs the emulator's instance sandboxes (ssh=True)")
+    _inside(sandbox.root, path, f"{role}_path")
+    if not ssh.is_open:
+        raise ApiError(400, "not_running", "the instance is not running: start it before copying to or from it")
+    return {f"{role}_addr": ssh.host, f"{role}_port": ssh.port}

@@ -64,12 +64,27 @@ def take_snapshot(routes: Routes, req: Request) -> Reply:
 @route("PUT", "/api/v0/commands/copy_direct/")
 def copy_direct(routes: Routes, req: Request) -> Reply:
     body = req.object_body()
+    if copying.is_local(body.get("src_id")) or copying.is_local(body.get("dst_id")):
+        return local_copy(routes, req)  # `local:path` reaches here (the CLI sends rsync only for a bare path)
     src_id = copying.instance_id_of(body.get("src_id"), "src_id")
     dst_id = copying.instance_id_of(body.get("dst_id"), "dst_id")
     src, dst = routes.world.host(src_id), routes.world.host(dst_id)
     copying.copy_direct(src, body.get("src_path"), dst, body.get("dst_path"))
     msg = "Remote to Remote copy initiated - check instance status bar for progress updates (~30 seconds delayed)."
     return ok({"success": True, "msg": msg})
+
+
+@route("PUT", "/api/v0/commands/rsync/")
+def local_copy(routes: Routes, req: Request) -> Reply:
+    """A copy between a local path and an instance: the answer says where the client's rsync connects."""
+    body = req.object_body()
+    upload, download = copying.is_local(body.get("src_id")), copying.is_local(body.get("dst_id"))
+    if upload == download:
+        raise invalid_args("a copy to or from a local path has exactly one local side (src_id or dst_id)")
+    role = "dst" if upload else "src"
+    instance_id = copying.instance_id_of(body.get(f"{role}_id"), f"{role}_id")
+    endpoint = copying.local_copy_endpoint(routes.world.host(instance_id), body.get(f"{role}_path"), role)
+    return ok({"success": True, "msg": "Connect with rsync to copy.", **endpoint})
 
 
 @route("GET", "/api/v0/charges/")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -16,6 +19,17 @@ from pytest_dumont.emulator.sandbox import Sandbox
 
 _CHUNK = 65536
 _CLOSE_TIMEOUT_S = 5.0
+# The account Vast's copy to and from a local path logs in as, to run rsync in daemon mode over SSH: ``vastai copy``
+# runs ``rsync ... vastai_kaalia@<addr>::C.<id>/<path>`` (vastai 1.9.1, cli/commands/storage.py).
+RSYNC_USER = "vastai_kaalia"
+
+
+def rsyncd_conf(root: Path, modules: tuple[str, ...]) -> str:
+    """An rsync daemon configuration serving ``root`` read-write under each of ``modules``, as this process's user."""
+    lines = ["use chroot = no", "numeric ids = yes", f"uid = {os.getuid()}", f"gid = {os.getgid()}"]
+    for module in modules:
+        lines += [f"[{module}]", f"    path = {root}", "    read only = no", "    list = no"]
+    return "\n".join(lines) + "\n"
 
 
 def _is_accepted_env(name: str) -> bool:
@@ -108,8 +122,9 @@ class _Gatekeeper(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        """Accept root with a key authorized through the API or listed in the instance's authorized_keys."""
-        return username == "root" and self._owner.accepts(key)
+        """Accept root (and the copy account, for rsync only) with a key authorized through the API or listed in the
+        instance's authorized_keys."""
+        return username in ("root", RSYNC_USER) and self._owner.accepts(key)
 
 
 class InstanceSSH:
@@ -120,8 +135,16 @@ class InstanceSSH:
     holds the session until the client closes the channel, which kills the command's process group.
     """
 
-    def __init__(self, loop: LoopThread, sandbox: Sandbox, host_key: asyncssh.SSHKey, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        loop: LoopThread,
+        sandbox: Sandbox,
+        host_key: asyncssh.SSHKey,
+        host: str = "127.0.0.1",
+        rsync_modules: tuple[str, ...] = (),
+    ) -> None:
         self._loop = loop
+        self.rsync_modules = rsync_modules  # what vastai_kaalia's rsync daemon serves: the sandbox, by these names
         self._sandbox = sandbox
         self._host_key = host_key
         self.host = host
@@ -242,9 +265,43 @@ class InstanceSSH:
             process.stderr.write(f"subsystem request failed: {process.subsystem}\n".encode())
             process.exit(1)
             return
+        if process.get_extra_info("username") == RSYNC_USER:
+            await self._serve_rsync(process)
+            return
         argv = self._sandbox.command_argv(process.command)
         env = self._sandbox.environment()
         env.update({name: value for name, value in process.env.items() if _is_accepted_env(name)})
+        await self._run(process, argv, env)
+
+    async def _serve_rsync(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """The copy account runs nothing but ``rsync --server --daemon``, serving the sandbox as ``C.<id>``.
+
+        The daemon runs on the emulator's side (as Vast's host daemon would, outside the container) with a
+        configuration of our own; rsync's daemon keeps every path inside the module (``use chroot = no`` sanitises
+        them and munges symlinks). Only the instance's sandbox is reachable, as with SFTP and ``copy_direct``.
+        """
+        words = shlex.split(process.command or "")
+        if not words or os.path.basename(words[0]) != "rsync" or not {"--server", "--daemon"} <= set(words):
+            process.stderr.write(f"{RSYNC_USER} serves rsync in daemon mode only (vastai copy)\n".encode())
+            process.exit(1)
+            return
+        rsync = shutil.which("rsync")
+        if rsync is None:
+            process.stderr.write(b"rsync: command not found (install rsync where the emulator runs)\n")
+            process.exit(127)
+            return
+        fd, config = tempfile.mkstemp(prefix="dumont-rsyncd-", suffix=".conf")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(rsyncd_conf(self._sandbox.root, self.rsync_modules))
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self._sandbox.root / "root")}
+            await self._run(process, [rsync, "--server", "--daemon", f"--config={config}", "."], env)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(config)
+
+    async def _run(self, process: asyncssh.SSHServerProcess[bytes], argv: list[str], env: dict[str, str]) -> None:
+        """Run ``argv`` wired to the session's channel until it ends or the client hangs up."""
         # No real terminal is allocated; with a pty requested, stderr joins stdout as it would on one.
         merged = process.get_terminal_type() is not None
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from pytest_dumont.errors import TeardownError
+from pytest_dumont.errors import InstancePreempted, TeardownError
 from pytest_dumont.provisioning.records import Hold
 
 if TYPE_CHECKING:
@@ -69,12 +69,14 @@ class InstanceFactory:
         """Stop (pause) ``instance``: GPU billing stops, its disk is kept, SSH closes. It is still destroyed later."""
         instance.connection.close()
         asked = self.clock.now()
+        instance.record.stop_asked = True  # an interruptible instance meant to be stopped now is not preempted
         self.pool.provisioner.client.set_state(instance.id, "stopped")
         self._gpu_stopped(instance, asked, "stopped", "stop asked by the test")  # the API stops the bill on taking it
 
     def start(self, instance: ReadyInstance) -> None:
         """Start a stopped ``instance`` again; returns once it runs with SSH up (``instance.connection`` is new)."""
         asked = self.clock.now()
+        instance.record.stop_asked = False
         self.pool.provisioner.client.set_state(instance.id, "running")
         self._back_up(instance, asked)
 
@@ -115,11 +117,23 @@ class InstanceFactory:
         """Destroy ``instance`` now and confirm it is gone (idempotent)."""
         self.pool.provisioner.destroy(instance.record, instance.connection)
 
+    def preempted(self) -> InstancePreempted | None:
+        """The first of this test's interruptible instances that Vast.ai stopped for a higher bid, now destroyed."""
+        from pytest_dumont.provisioning.preemption import check_held
+
+        for instance in self.instances:
+            error = check_held(self.pool.provisioner, instance.record, f"while {self.nodeid} held it")
+            if error is not None:
+                return error
+        return None
+
     def close(self) -> None:
-        """Destroy every instance this factory rented; raise one TeardownError naming any that could not be."""
+        """Destroy every instance this factory rented; raise one TeardownError naming any that could not be, else
+        ``InstancePreempted`` for one that Vast.ai took from the test."""
         now = self.clock.now()
         for hold in self._holds:
             hold.close(now)
+        preempted = self.preempted()  # no API call for an on-demand instance
         errors: list[TeardownError] = []
         for instance in self.instances:
             try:
@@ -128,3 +142,5 @@ class InstanceFactory:
                 errors.append(exc)
         if errors:
             raise TeardownError([i for e in errors for i in e.instance_ids], "; ".join(e.cause for e in errors))
+        if preempted is not None:
+            raise preempted

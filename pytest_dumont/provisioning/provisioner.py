@@ -21,6 +21,7 @@ from pytest_dumont.errors import (
     DumontError,
     InstanceFailedToBoot,
     InstanceNotFound,
+    InstancePreempted,
     NoMatchingOffer,
     OffersExhausted,
     OfferUnavailable,
@@ -39,6 +40,7 @@ from pytest_dumont.provisioning.contracts import ReadyInstance as ReadyInstance
 from pytest_dumont.provisioning.contracts import SpendCap as SpendCap
 from pytest_dumont.provisioning.contracts import StatusListener as StatusListener
 from pytest_dumont.provisioning.failed_machines import FailedMachines
+from pytest_dumont.provisioning.preemption import is_preempted, preempted_error
 from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
 from pytest_dumont.vast.models import Instance, Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters, find_offers
@@ -138,7 +140,12 @@ class Provisioner:
             except (ProvisioningError, OfferUnavailable, ServerError, VastConnectionError) as exc:
                 # A 5xx or lost answer on create was swept by label already: the next offer is a fresh start.
                 failures.append(exc)
-                if offer.machine_id is not None and isinstance(exc, ProvisioningError):
+                # An outbid machine is not broken: a higher bid took it (its min_bid now keeps it out of reach).
+                if (
+                    offer.machine_id is not None
+                    and isinstance(exc, ProvisioningError)
+                    and not isinstance(exc, InstancePreempted)
+                ):
                     self.failed_machines.add(offer.machine_id, exc.message)
         if refusals and not failures:
             raise BudgetExceeded(f"no offer fits the budget; the cheapest: {refusals[0]}")
@@ -161,6 +168,7 @@ class Provisioner:
             label=label,
             onstart=self.deadman.onstart(request.onstart) if self.deadman else request.onstart,
             env={**dict(request.env), **(self.deadman.env() if self.deadman else {})},
+            price=request.filters.bid,
         )
         call.check()  # cancelled: nothing is rented, no watcher is told
         for watcher in self.watchers:
@@ -185,6 +193,7 @@ class Provisioner:
             search_started_at=search_started,
             created_at=self.clock.now(),
             phases=[PhaseTiming(p.name, p.started, p.duration, p.outcome, created.id, p.kind) for p in phases],
+            bid=request.filters.bid,
         )
         self.ledger.add(record)
         try:
@@ -233,6 +242,7 @@ class Provisioner:
         ``clock``: the provisioning call's own (a cancellable one while prewarming). ``since``: when the wait began
         (the create, or a start or reboot asked for later), for its deadline.
         """
+        booting = "while it booted" if since is None else "while it started again"
         since = record.created_at if since is None else since
         seen: list[Instance] = []
         not_running_seen_at = since  # the last poll that saw it not running yet
@@ -254,6 +264,8 @@ class Provisioner:
                 not_running_seen_at = now
             if instance.is_running and instance.ssh_address() is not None:
                 return instance
+            if is_preempted(record, instance):
+                raise preempted_error(record, instance, booting)
             reason = instance.failure_reason()
             if reason is not None:
                 raise InstanceFailedToBoot(

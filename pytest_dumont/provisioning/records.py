@@ -82,13 +82,16 @@ class InstanceRecord:
     # When the GPU part is billed: [start, end) spans, the last one open (None) while it runs. Empty until the
     # first stop: then ``running_at`` starts the one span, open to the end (also a record read from an older report).
     gpu_spans: list[list[float | None]] = field(default_factory=list)
+    # Interruptible: the bid in $/h, which Vast bills for the GPU instead of the offer's on-demand dph_base.
+    bid: float | None = None
+    stop_asked: bool = False  # a stop this session asked for (the factory's): not a preemption
     # The rates, fixed when the instance is created: every test's report prices its time with them.
     dph_base: float = field(init=False, repr=False)
     storage_dph: float = field(init=False, repr=False)
     dph_total: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.dph_base = self.offer.dph_base
+        self.dph_base = self.offer.dph_base if self.bid is None else self.bid
         self.storage_dph = self.offer.storage_dph(self.disk_gb)
         self.dph_total = self.dph_base + self.storage_dph
 

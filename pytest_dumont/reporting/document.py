@@ -113,6 +113,7 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             "bandwidth_usd": None,  # not known to the client: Vast reports traffic only on the invoice
             "simple_usd": record.simple_cost(now),
             "dph_base": record.dph_base,
+            "bid": record.bid,  # interruptible: what dph_base is (None: on-demand, the offer's)
             "storage_dph": record.storage_dph,
             "dph_total": record.dph_total,
             "running_seconds": record.running_seconds(now),
@@ -150,6 +151,7 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         parked_until=entry.get("parked_until"),
         parked_before_s=float(entry["cost"].get("parked_before_seconds") or 0.0),
         parked_before_usd=float(entry["cost"].get("parked_before_usd") or 0.0),
+        bid=entry["cost"].get("bid"),
     )
     record.timeline = [StatusChange(c["at"], c["status"], c.get("status_msg")) for c in entry["timeline"]]
     # gpu_spans and the phases' test and depth came within version 1: an older report has none.

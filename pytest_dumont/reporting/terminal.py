@@ -46,9 +46,10 @@ def render_entry(entry: Mapping[str, Any]) -> list[str]:
     """One instance's block from its report entry: phases, status timeline, cost, whether it was destroyed."""
     offer, cost = entry["offer"], entry["cost"]
     where = f", {offer['geolocation']}" if offer.get("geolocation") else ""
+    bid = f" (interruptible, bid ${cost['bid']:.4f}/h)" if cost.get("bid") is not None else ""
     lines = [
         f"instance {entry['instance_id']}  {offer['num_gpus']}x {offer['gpu_name']}  ${cost['dph_total']:.4f}/h"
-        f"{where}  offer {offer['id']}  label {entry['label']}",
+        f"{bid}{where}  offer {offer['id']}  label {entry['label']}",
     ]
     lines += phase_table(instance_rows(entry))
     if entry["timeline"]:

@@ -28,7 +28,7 @@ import shutil
 import socket
 import stat
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ def fingerprint(request: ProvisionRequest, api_url: str) -> str:
     data = {
         "version": 1,
         "api_url": api_url.rstrip("/"),
-        "filters": asdict(request.filters),
+        "filters": request.filters.key_fields(),
         "image": request.image,
         "onstart": request.onstart,
         "env": sorted(request.env),

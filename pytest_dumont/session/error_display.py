@@ -9,6 +9,7 @@ test that asked for it) is written out once and named in the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,8 +27,9 @@ def wants_traceback(config: pytest.Config) -> bool:
     return config.getoption("tbstyle", "auto") != "auto" or config.get_verbosity() > 0
 
 
-def shorten(item: pytest.Item, call: pytest.CallInfo[Any], report: pytest.TestReport) -> None:
-    """Replace ``report``'s traceback by the error's message (``call.excinfo`` holds a ``DumontError``)."""
+def shorten(item: pytest.Item, call: pytest.CallInfo[Any], report: pytest.TestReport, also: Sequence[str] = ()) -> None:
+    """Replace ``report``'s traceback by the error's message (``call.excinfo`` holds a ``DumontError``); ``also``:
+    lines said after it."""
     excinfo = call.excinfo
     if excinfo is None or wants_traceback(item.config):
         return
@@ -39,7 +41,7 @@ def shorten(item: pytest.Item, call: pytest.CallInfo[Any], report: pytest.TestRe
     if first != item.nodeid:
         lines = [f"{name}: {message[0]}", f"(the same error as {first}, shown in full there)"]
     else:
-        lines = [f"{name}: {message[0]}", *message[1:]]
+        lines = [f"{name}: {message[0]}", *message[1:], *also]
         where = _user_line(excinfo, item.config.rootpath)
         if where:
             lines.append(f"raised from {where}")

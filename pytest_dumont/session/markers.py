@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -41,7 +41,7 @@ MARKERS = {
     "real_gpu": "real_gpu: the test rents a Vast.ai GPU (added to every test using vast_gpu/ssh_session); a plain "
     "run replays it from cassettes/, no network; run it live (needs VAST_API_KEY): select with -m real_gpu",
     "dumont_offer": "dumont_offer(gpu=, max_dph=, min_disk=, min_reliability=, disk=, num_gpus=, verified=, image=, "
-    "onstart=, env=): offer filters and image for this test, class or module",
+    "onstart=, env=, bid=): offer filters and image for this test, class or module",
 }
 
 
@@ -74,6 +74,12 @@ def _text(value: Any) -> str:
     return parse_text(value)
 
 
+def _bid(value: Any) -> float | None:
+    if value is None:
+        return None  # on-demand, whatever --dumont-bid says
+    return cast("float", _number(parse_positive_float)(value))
+
+
 def _env(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ValueError("must be a dict of str to str")
@@ -92,6 +98,7 @@ OFFER_ARGUMENTS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "image": (_text, "image"),
     "onstart": (_text, "onstart"),
     "env": (_env, "env"),
+    "bid": (_bid, "filters.bid"),
 }
 # What each argument is for, said in an error about its value (the options' own help where there is a twin).
 OFFER_ARGUMENT_HELP: dict[str, str] = {
@@ -105,6 +112,7 @@ OFFER_ARGUMENT_HELP: dict[str, str] = {
     "image": OPTIONS_BY_NAME["image"].help,
     "onstart": "a shell script the instance runs when it starts",
     "env": "environment variables of the instance",
+    "bid": OPTIONS_BY_NAME["bid"].help + "; None rents on-demand",
 }
 
 

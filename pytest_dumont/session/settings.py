@@ -261,6 +261,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("min-reliability", parse_fraction, "0.90", "least host reliability, 0 to 1", metavar="R"),
     OptionSpec("image", parse_text, DEFAULT_IMAGE, "docker image the instance runs", metavar="IMAGE"),
     OptionSpec("disk", parse_positive_float, "20", "disk to rent with the instance, in GB", metavar="GB"),
+    OptionSpec(
+        "bid",
+        parse_positive_float,
+        "",
+        "rent interruptible instances, bidding this for the GPU in $/h: cheaper, but a higher bid stops them",
+        metavar="USD",
+        default_help="none: on-demand",
+    ),
     OptionSpec("api-url", parse_url, DEFAULT_API_URL, "Vast.ai API base URL", env="VAST_URL", metavar="URL"),
     OptionSpec(
         "api-key-file", parse_text, "", "file holding the API key, when $VAST_API_KEY is not set", metavar="PATH"
@@ -652,6 +660,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         min_disk_gb=values["min-disk"][0],
         min_reliability=values["min-reliability"][0],
         disk_gb=values["disk"][0],
+        bid=values["bid"][0],
     )
     return Settings(
         mode=mode,

@@ -71,6 +71,7 @@ class Offer:
     driver_version: str | None
     inet_up_cost: float  # $/GB
     inet_down_cost: float  # $/GB
+    min_bid: float | None = None  # $/h: the lowest bid an interruptible rental of this machine may make now
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -95,6 +96,7 @@ class Offer:
             driver_version=_opt_str(data.get("driver_version")),
             inet_up_cost=_float(data.get("inet_up_cost")),
             inet_down_cost=_float(data.get("inet_down_cost")),
+            min_bid=_opt_float(data.get("min_bid")),
             raw=dict(data),
         )
 
@@ -126,6 +128,7 @@ class Instance:
     machine_id: int | None
     start_date: float | None
     uptime_seconds: float | None  # how long it has been running, from uptime_mins; None when not running
+    is_bid: bool = False  # interruptible: a higher bid for its machine stops it
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -150,6 +153,7 @@ class Instance:
             machine_id=_int(data["machine_id"]) if data.get("machine_id") is not None else None,
             start_date=_opt_float(data.get("start_date")),
             uptime_seconds=_uptime_seconds(data.get("uptime_mins")),
+            is_bid=data.get("is_bid") is True,
             raw=dict(data),
         )
 

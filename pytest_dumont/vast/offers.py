@@ -7,6 +7,7 @@ write them with underscores as the CLI accepts.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,13 +34,26 @@ class OfferFilters:
     num_gpus: int = 1
     verified: bool = True
     disk_gb: float = 20.0  # what we rent; prices storage into dph_total
+    # Interruptible: the bid for the GPU in $/h, sent as the create's price; None rents on-demand. The search then
+    # prices offers at their min_bid (type "bid"), and an offer whose min_bid is above the bid is left out.
+    bid: float | None = None
 
     def describe(self) -> str:
         gpus = " or ".join(self.gpu_names)
         return (
             f"{self.num_gpus}x {gpus}, at most ${self.max_dph:g}/h, at least {self.min_disk_gb:g} GB disk, "
-            f"reliability >= {self.min_reliability:g}" + (", verified" if self.verified else "")
+            f"reliability >= {self.min_reliability:g}"
+            + (", verified" if self.verified else "")
+            + (f", interruptible at a bid of ${self.bid:g}/h" if self.bid is not None else "")
         )
+
+    def key_fields(self) -> dict[str, Any]:
+        """The fields as a dict, for keys that name a request (cassettes, parking). An on-demand request leaves
+        ``bid`` out, so it keeps the key it had before bids existed and recorded cassettes still match it."""
+        fields = dataclasses.asdict(self)
+        if fields["bid"] is None:
+            del fields["bid"]
+        return fields
 
     def query(self) -> dict[str, Any]:
         """The search body, cheapest first."""
@@ -58,7 +72,7 @@ class OfferFilters:
             "num_gpus": {"eq": self.num_gpus},
             "gpu_name": {"eq": names[0]} if len(names) == 1 else {"in": names},
             "order": [["dph_total", "asc"]],
-            "type": "on-demand",
+            "type": "on-demand" if self.bid is None else "bid",
             "limit": SEARCH_LIMIT,
             "allocated_storage": self.disk_gb,
         }
@@ -92,6 +106,10 @@ class OfferFilters:
                 f"has reliability below {self.min_reliability:g}",
             ),
             "verified": (lambda o: o.verified or not self.verified, "is not verified"),
+            "bid": (
+                lambda o: self.bid is None or o.min_bid is None or o.min_bid <= self.bid + 1e-12,
+                f"asks a minimum bid above your ${self.bid or 0.0:g}/h",
+            ),
         }
 
     def explain(self, candidates: Sequence[Offer], gpus_on_offer: Sequence[str] = ()) -> list[str]:
@@ -114,6 +132,8 @@ class OfferFilters:
                     detail = f" (largest has {max(o.disk_space for o in candidates):g} GB)"
                 elif name == "min_reliability":
                     detail = f" (best is {max(o.reliability for o in candidates):.3f})"
+                elif name == "bid":
+                    detail = f" (lowest is ${min(o.min_bid or 0.0 for o in failing):.4f}/h)"
                 reasons.append(f"{len(failing)} {why}{detail}")
         return reasons
 

@@ -241,3 +241,44 @@ def test_copy_between_two_instances_through_the_cli(make_emulator, cli_for):
     assert "Remote to Remote copy initiated" in copied.stdout
     root = emulator.world.host(int(dst)).sandbox.root
     assert (root / "workspace" / "incoming" / "data" / "p.txt").read_text() == "payload\n"
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed (.ci/run installs it)")
+def test_copy_between_a_local_path_and_an_instance_through_the_cli(make_emulator, cli_for, tmp_path):
+    """``vastai copy`` asks the API where to connect, then runs rsync in daemon mode over SSH as vastai_kaalia."""
+    emulator = make_emulator(profile="fast")
+    cli = cli_for(emulator)
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    created = cli("create", "instance", str(SEED_OFFER), "--image", "img", "--ssh")
+    match = re.search(r"'new_contract': (\d+)", created.stdout)
+    assert match, created.stdout
+    instance = int(match.group(1))
+    cli("attach", "ssh", str(instance), key.with_suffix(".pub").read_text().strip())
+    wait_for(lambda: entry(cli, instance)["status"] == "running", "the instance running")
+    upload = tmp_path / "up"
+    (upload / "sub").mkdir(parents=True)
+    (upload / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 5000)
+    # `local:path` goes through copy_direct, a bare path through commands/rsync: the CLI sends both shapes.
+    sent = cli("copy", "-i", str(key), f"local:{upload}", f"C.{instance}:/workspace/in/")
+    assert f"vastai_kaalia@127.0.0.1::C.{instance}//workspace/in/" in sent.stdout
+    root = emulator.world.host(instance).sandbox.root
+    assert (root / "workspace" / "in" / "up" / "sub" / "weights.bin").read_bytes() == b"\x00\x01" * 5000
+    (root / "workspace" / "out.txt").write_text("made on the instance\n")
+    back = tmp_path / "down"
+    cli("copy", "-i", str(key), f"C.{instance}:/workspace/out.txt", str(back))
+    assert (back / "out.txt").read_text() == "made on the instance\n"
+    # The copy account runs rsync's daemon and nothing else, and a path cannot leave the instance.
+    login = ["ssh", "-i", str(key), "-p", str(emulator.world.host(instance).port), "-o", "StrictHostKeyChecking=no"]
+    login += ["-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "vastai_kaalia@127.0.0.1"]
+    shell = subprocess.run([*login, "id"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert shell.returncode == 1 and "serves rsync in daemon mode only" in shell.stderr
+    escape = tmp_path / "escape"
+    subprocess.run(
+        ["rsync", "-a", "-e", " ".join(login[:-1]), f"vastai_kaalia@127.0.0.1::C.{instance}/../", str(escape)],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (escape / "workspace" / "out.txt").exists()  # `..` stopped at the instance's root,
+    assert not (escape / f"C.{instance}").exists()  # and nothing above it came back

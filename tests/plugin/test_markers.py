@@ -46,7 +46,7 @@ def test_strict_markers_accept_ours(pytester: pytest.Pytester):
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ("dumont_offer(gpus='RTX 4090')", "*argument 'gpus' (did you mean 'gpu'?); known arguments: disk*"),
+        ("dumont_offer(gpus='RTX 4090')", "*argument 'gpus' (did you mean 'gpu'?); known arguments: bid, disk*"),
         ("dumont_offer('RTX 4090')", "*dumont_offer takes keyword arguments only*"),
         ("dumont_offer(max_dph='cheap')", "*dumont_offer(max_dph='cheap'): max_dph must be a number above 0 (highest*"),
         ("dumont_offer(verified='yes')", "*dumont_offer(verified='yes'): verified must be True or False*"),

@@ -66,3 +66,18 @@ def test_gpu_preference_follows_the_order_asked():
     assert filters.preference(offer(gpu_name="RTX 4090")) == 0
     assert filters.preference(offer(gpu_name="RTX 3090")) == 1
     assert filters.preference(offer(gpu_name="A100")) == 2
+
+
+def test_a_bid_searches_interruptible_prices_and_leaves_out_offers_asking_more():
+    filters = OfferFilters(bid=0.1)
+    assert filters.query()["type"] == "bid"
+    assert filters.matches(offer(min_bid=0.08))
+    assert filters.rejections(offer(min_bid=0.12)) == ["bid"]
+    assert "1 asks a minimum bid above your $0.1/h (lowest is $0.1200/h)" in filters.explain([offer(min_bid=0.12)])
+    assert "interruptible at a bid of $0.1/h" in filters.describe()
+
+
+def test_an_on_demand_request_keeps_the_key_it_had_before_bids():
+    # Cassette names and parking fingerprints hash these fields: recorded cassettes must still match.
+    assert "bid" not in OfferFilters().key_fields()
+    assert OfferFilters(bid=0.2).key_fields()["bid"] == 0.2

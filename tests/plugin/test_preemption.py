@@ -1,0 +1,181 @@
+"""Interruptible rentals outbid through the emulator's control endpoint, as real pytest runs: the test that held the
+instance (or its boot) gets ``InstancePreempted``, the instance is destroyed, the next test rents afresh, and the
+report shows the preemption in the timeline and in GPU billing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+OUTBID = """
+import os
+
+import requests
+
+
+def outbid(instance_id):
+    url = f"{os.environ['VAST_URL']}/_emulator/instances/{instance_id}/outbid/"
+    requests.post(url, json={}, timeout=10).raise_for_status()
+"""
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator) -> list[str]:
+    """The inner run's arguments, against ``vast_emulator`` (its URL in $VAST_URL for the outbid helper)."""
+    monkeypatch.setenv("VAST_API_KEY", vast_emulator.api_key)
+    monkeypatch.setenv("VAST_URL", vast_emulator.url)
+    pytester.makepyfile(outbid=OUTBID)
+    return ["--dumont-mode=emulator", f"--dumont-api-url={vast_emulator.url}", "-p", "no:randomly"]
+
+
+def report_of(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "dumont.json").read_text())
+
+
+def test_an_instance_outbid_during_a_test_fails_it_by_name_and_the_next_test_rents_afresh(
+    pytester, inner, vast_emulator
+):
+    pytester.makepyfile(
+        test_held="""
+        import pytest
+        from outbid import outbid
+
+        pytestmark = pytest.mark.dumont_offer(bid=0.2)
+        HELD = []
+
+        def test_held(vast_gpu, ssh_session):
+            HELD.append(vast_gpu.id)
+            outbid(vast_gpu.id)
+            ssh_session.run("true")  # the container stopped: the connection is gone
+
+        def test_next(vast_gpu, ssh_session):
+            assert vast_gpu.id not in HELD
+            assert ssh_session.run("echo up", hide=True).stdout.strip() == "up"
+        """
+    )
+    result = pytester.runpytest(*inner, "--dumont-json=dumont.json")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*InstancePreempted: interruptible instance * (bid $0.2000/h) was preempted while "
+            "test_held.py::test_held held it: Vast.ai stopped it for a higher bid (actual_status exited, "
+            "intended_status stopped, status_msg 'Instance stopped: outbid by a higher bid*'); it has been "
+            "destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand*",
+            "the test's own error: *",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "instance *  1x RTX 4090  $0.2*/h (interruptible, bid $0.2000/h)*",
+            "  status: * -> running * -> exited *",
+            "FAILED test_held.py::test_held - *InstancePreempted*",
+        ]
+    )
+    first, second = vast_emulator.world.history()
+    assert first["destroyed"] and second["destroyed"]
+    held = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == first["id"])
+    assert held["failure"].startswith("InstancePreempted: interruptible instance")
+    assert held["cost"]["bid"] == held["cost"]["dph_base"] == 0.2  # billed at the bid, not the on-demand price
+    stop = held["timeline"][-1]
+    assert stop["status"] == "exited" and "outbid" in stop["status_msg"]
+    # GPU billing stops where the timeline shows the preemption, before the destroy that follows it.
+    ((_start, end),) = held["gpu_spans"]
+    assert end == pytest.approx(held["times"]["created_at"] + stop["at"], abs=1e-9)
+    assert end < held["times"]["billing_ended_at"]
+
+
+def test_a_test_that_passed_before_the_preemption_gets_it_at_teardown(pytester, inner, vast_emulator):
+    pytester.makepyfile(
+        test_quiet="""
+        import pytest
+        from outbid import outbid
+
+        @pytest.mark.dumont_offer(bid=0.2)
+        def test_quiet(vast_gpu):
+            outbid(vast_gpu.id)
+        """
+    )
+    result = pytester.runpytest(*inner)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["ERROR test_quiet.py::test_quiet - *InstancePreempted*"])
+    assert vast_emulator.world.live_ids() == []
+
+
+def test_an_instance_outbid_while_it_boots_is_destroyed_and_another_offer_rented(pytester, inner, vast_emulator):
+    pytester.makeconftest(
+        """
+        from outbid import outbid
+
+        CREATED = []
+
+        def pytest_dumont_instance_created(instance):
+            CREATED.append(instance["instance_id"])
+            if len(CREATED) == 1:
+                outbid(instance["instance_id"])  # before it runs: the boot wait sees it stopped
+        """
+    )
+    pytester.makepyfile(
+        test_boot="""
+        import pytest
+
+        @pytest.mark.dumont_offer(bid=0.2)
+        def test_boot(vast_gpu):
+            assert vast_gpu.ssh_port
+        """
+    )
+    result = pytester.runpytest(*inner, "--dumont-json=dumont.json")
+    result.assert_outcomes(passed=1)
+    first, second = vast_emulator.world.history()
+    assert first["destroyed"] and second["destroyed"]
+    entry = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == first["id"])
+    assert "was preempted while it booted" in entry["failure"]
+    assert entry["cost"]["gpu_usd"] == 0  # never ran
+
+
+def test_a_factory_instance_outbid_is_named_and_a_stop_the_test_asked_for_is_not(pytester, inner, vast_emulator):
+    pytester.makepyfile(
+        test_factory="""
+        import pytest
+        from outbid import outbid
+
+        pytestmark = pytest.mark.dumont_offer(bid=0.2)
+
+        def test_outbid(dumont_instance_factory):
+            taken = dumont_instance_factory()
+            outbid(taken.id)
+            taken.connection.run("true")
+
+        def test_stopped_on_purpose(dumont_instance_factory):
+            paused = dumont_instance_factory()
+            dumont_instance_factory.stop(paused)
+        """
+    )
+    result = pytester.runpytest(*inner)
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*InstancePreempted: *was preempted while test_factory.py::test_outbid held it*",
+            "FAILED test_factory.py::test_outbid - *InstancePreempted*",
+        ]
+    )
+    assert vast_emulator.world.live_ids() == []
+
+
+def test_a_bid_that_is_not_a_price_is_refused_before_anything_is_rented(pytester, inner, vast_emulator):
+    pytester.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.dumont_offer(bid="cheap")
+        def test_bad(vast_gpu):
+            pass
+        """
+    )
+    result = pytester.runpytest(*inner)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dumont_offer(bid='cheap'): bid must be a number*interruptible*"])
+    result = pytester.runpytest(*inner, "--dumont-bid=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--dumont-bid='-1': must be a number above 0*"])
+    assert vast_emulator.world.history() == []

@@ -22,7 +22,7 @@ from pytest_dumont.provisioning.pool import InstancePool
 from pytest_dumont.safety import budget as budget_hooks
 from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
-from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir
+from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, ledger_path
 from pytest_dumont.safety.parking import ParkedSummary, Parking
 from pytest_dumont.safety.reap import reap
 from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
@@ -64,9 +64,7 @@ class SessionSafety:
 
 
 def ledger_file(config: pytest.Config) -> LedgerFile:
-    settings = get_state(config).settings
-    path = Path(settings.ledger_path).expanduser() if settings.ledger_path else default_state_dir() / "ledger.json"
-    return LedgerFile(path)
+    return LedgerFile(ledger_path(get_state(config).settings.ledger_path))
 
 
 def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | None) -> SessionSafety:

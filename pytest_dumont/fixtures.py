@@ -57,13 +57,15 @@ def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
 def dumont_pool(pytestconfig: pytest.Config, dumont_api: ApiEndpoint) -> Iterator[InstancePool]:
     """Rents the session's instances on first use and destroys every one of them at the end, whatever happened."""
     from pytest_dumont.session import prewarm
-    from pytest_dumont.session.resources import open_pool
+    from pytest_dumont.session.resources import open_pool, show_boot_status
 
     warm = prewarm.prewarmed(pytestconfig)
     if warm is None:
         with open_pool(pytestconfig, dumont_api) as pool:
+            show_boot_status(pytestconfig)  # a test waits for this pool's boots: their status line is shown
             yield pool
         return
+    show_boot_status(pytestconfig)  # from here the prewarmed boot's status line is shown, a test waits for it
     try:
         yield warm.pool
     finally:

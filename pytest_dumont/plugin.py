@@ -177,20 +177,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    result = yield
-    if fixturedef.argname == "dumont_pool" and getattr(result, "provisioner", None) is not None:
-        from pytest_dumont.reporting.status_line import StatusLine
-
-        line = StatusLine.for_config(request.config)
-        if line is not None and result.provisioner.on_status is None:
-            result.provisioner.on_status = line
-    return result
-
-
-@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     if call.when == "call" and not REPORTED_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):

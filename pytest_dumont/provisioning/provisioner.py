@@ -69,8 +69,16 @@ class Deadlines:
         return Backoff(self.poll_first, self.poll_factor, self.poll_max)
 
 
+def session_label_prefix(session_id: str) -> str:
+    """Every instance of a session carries a label starting so; ``dumont reap`` finds leftovers by it."""
+    return f"dumont-{session_id}"
+
+
 class Provisioner:
-    """Rents instances for one session and destroys them; records everything in the session's ``Ledger``."""
+    """Rents instances for one session and destroys them; records everything in the session's ``Ledger``.
+
+    Built complete (the session builds it in ``session/resources.py``): what it is given is not changed once it rents.
+    """
 
     def __init__(
         self,
@@ -86,6 +94,8 @@ class Provisioner:
         on_status: StatusListener | None = None,
         watchers: list[InstanceWatcher] | None = None,
         budget: SpendCap | None = None,
+        failed_machines: FailedMachines | None = None,
+        deadman: CreateAmendment | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -96,10 +106,11 @@ class Provisioner:
         self.deadlines = deadlines or Deadlines()
         self.offer_attempts = offer_attempts
         self.on_status = on_status
-        self.failed_machines = FailedMachines()  # safety.arm swaps in one that remembers across sessions
+        # Machines that failed to boot: this session's own, unless given one that remembers across sessions.
+        self.failed_machines = failed_machines if failed_machines is not None else FailedMachines()
         self.watchers: list[InstanceWatcher] = list(watchers or [])
         self.budget = budget
-        self.deadman: CreateAmendment | None = None  # set by safety.arm: every create carries the switch
+        self.deadman = deadman  # the dead-man switch every create carries (--dumont-deadman-ttl)
         self.kept: set[int] = set()  # --dumont-keep-on-failure: left running on purpose, never swept
         self.creates_attempted = 0
         self._labels = itertools.count(1)
@@ -107,7 +118,7 @@ class Provisioner:
     @property
     def label_prefix(self) -> str:
         """Every instance of this session carries a label starting so; ``dumont reap`` finds leftovers by it."""
-        return f"dumont-{self.session_id}"
+        return session_label_prefix(self.session_id)
 
     # --- provisioning -------------------------------------------------------------------------------------------
 

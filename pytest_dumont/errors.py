@@ -4,8 +4,16 @@ Every error the plugin raises on purpose is a ``DumontError``. Errors carry cont
 code, the instance id, the last status seen) and never a secret: messages are built from fields we choose, and the
 API's own message is passed through ``redact`` before it is kept.
 
+``ConfigurationError`` means one thing: a setting the user can fix (an option's value from the command line, the ini
+file or the environment; an unreadable key file; live mode without a key), found before anything is spent. Resolving
+the settings raises it for the plugin and the ``dumont`` commands alike (``session.settings.option_value``): the
+plugin shows it as pytest's usage error, a command exits 2 with its message. It stays a class of its own rather than
+folded into ``DumontError`` so that callers (and a team's own conftest) can tell "fix your configuration" from a
+failure of the API, an instance or a teardown. Marker arguments are checked by pytest's own usage error at
+collection.
+
     DumontError
-    ├── ConfigurationError            bad option, marker or environment; nothing was spent
+    ├── ConfigurationError            a setting the user can fix (option, ini, environment, key file); nothing spent
     │   └── MissingApiKey             live mode without VAST_API_KEY
     ├── VastApiError                  the API answered with an error (status, error code, msg)
     │   ├── AuthenticationFailed      401/403, or 404 with error "auth_error"
@@ -62,7 +70,8 @@ class DumontError(Exception):
 
 
 class ConfigurationError(DumontError):
-    """An option, ini value, marker argument or environment variable is wrong; nothing was spent."""
+    """A setting the user can fix is wrong (an option, ini value, environment variable or key file); nothing was
+    spent. The message names the setting, where its value came from and what it expects."""
 
 
 class MissingApiKey(ConfigurationError):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_dumont.cassettes import cassette_session
-from pytest_dumont.provisioning.records import Hold
 from pytest_dumont.session.markers import provision_request
 from pytest_dumont.session.settings import Settings
 from pytest_dumont.session.state import get_state
@@ -58,13 +57,15 @@ def dumont_api(pytestconfig: pytest.Config) -> Iterator[ApiEndpoint]:
 def dumont_pool(pytestconfig: pytest.Config, dumont_api: ApiEndpoint) -> Iterator[InstancePool]:
     """Rents the session's instances on first use and destroys every one of them at the end, whatever happened."""
     from pytest_dumont.session import prewarm
-    from pytest_dumont.session.resources import open_pool
+    from pytest_dumont.session.resources import open_pool, show_boot_status
 
     warm = prewarm.prewarmed(pytestconfig)
     if warm is None:
         with open_pool(pytestconfig, dumont_api) as pool:
+            show_boot_status(pytestconfig)  # a test waits for this pool's boots: their status line is shown
             yield pool
         return
+    show_boot_status(pytestconfig)  # from here the prewarmed boot's status line is shown, a test waits for it
     try:
         yield warm.pool
     finally:
@@ -96,15 +97,13 @@ def vast_gpu(request: pytest.FixtureRequest, dumont_settings: Settings) -> Itera
             warm.join(wanted)  # only what is left of the boot; a background failure is raised here
         instance = pool.acquire(wanted)
     instance.emulated = instance.emulated or dumont_settings.mode == "emulator"
-    instance.record.tests.append(request.node.nodeid)
     if cassettes is not None:
         cassettes.attach(request, instance)  # this test's SSH transcript, replayed or recorded
     # The test holds the instance from hand-over to its teardown: the report apportions the cost by these holds.
     # It waited for provisioning if its ask started the search, or (prewarmed) for what was left of it.
     ready_at = instance.record.ready_at if instance.record.ready_at is not None else clock.now()
     waited = clock.now() - asked if instance.record.search_started_at >= asked else max(0.0, ready_at - asked)
-    hold = Hold(request.node.nodeid, clock.now(), waited=waited)
-    instance.record.holds.append(hold)
+    hold = instance.record.hand_over(request.node.nodeid, clock.now(), waited=waited)
     if instance.record.bid is not None and pool is not None:  # interruptible: Vast may take it during the test
         from pytest_dumont.provisioning.preemption import check_held
         from pytest_dumont.session import held

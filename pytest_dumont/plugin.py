@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_dumont import fixtures
-from pytest_dumont.errors import DumontError, MissingApiKey
+from pytest_dumont.errors import ConfigurationError, DumontError, MissingApiKey
 from pytest_dumont.reporting import CELLS, REPORTED_FIXTURES, RUN_KEY
 from pytest_dumont.session import markers, report_paths, settings
 from pytest_dumont.session.state import SESSION_KEY, SessionState
@@ -36,7 +36,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # After xdist's (tryfirst), before any pytest_configure: remote mode makes this run an xdist controller.
     if config.getoption("dumont_remote", None) or config.getini("dumont_remote") or os.environ.get("DUMONT_REMOTE"):
-        resolved = settings.resolve(config)
+        resolved = _resolve(config)
         if resolved.remote and not hasattr(config, "workerinput"):
             from pytest_dumont.remote import session as remote
 
@@ -45,8 +45,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
-    resolved = settings.resolve(config)
-    report_paths.check(config)  # a report that cannot be written is a usage error before anything is rented
+    resolved = _resolve(config)
+    report_paths.check(config, resolved)  # a report that cannot be written is a usage error before anything is rented
     if resolved.spends_money and resolved.api_key is None:
         raise pytest.UsageError(f"{MissingApiKey().message} [mode {resolved.mode} from {resolved.mode_source}]")
     if resolved.record_mode != "none" and _under_xdist(config):
@@ -75,6 +75,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_dumont.reporting import webhook
 
         webhook.register(config, resolved.webhook_url, state.session_id)
+
+
+def _resolve(config: pytest.Config) -> settings.Settings:
+    """The session's settings; a bad value is pytest's usage error (its message, no traceback)."""
+    try:
+        return settings.resolve(config)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(exc.message) from None
 
 
 _SHARED_COLLECTED = pytest.StashKey[bool]()  # a collected test uses the shared instance (before -k/-m deselect)
@@ -166,20 +174,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 # --- reporting: each hook returns at once unless the session used a GPU; the work is in pytest_dumont.reporting ----
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    result = yield
-    if fixturedef.argname == "dumont_pool" and getattr(result, "provisioner", None) is not None:
-        from pytest_dumont.reporting.status_line import StatusLine
-
-        line = StatusLine.for_config(request.config)
-        if line is not None and result.provisioner.on_status is None:
-            result.provisioner.on_status = line
-    return result
 
 
 @pytest.hookimpl(wrapper=True)

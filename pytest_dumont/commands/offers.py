@@ -1,7 +1,7 @@
 """``dumont offers``: what the configured filters would rent now, cheapest first, with a projected suite cost.
 
-It takes the plugin's own flags (``--dumont-gpu``, ``--dumont-max-dph``...), parsed by the same functions with the
-same defaults and environment variables (``settings.OPTIONS``), and searches as the Provisioner does
+It takes the plugin's own flags (``--dumont-gpu``, ``--dumont-max-dph``...), resolved by the plugin's own resolver
+with the same defaults and environment variables (``commands/_api.py``), and searches as the Provisioner does
 (``vast.offers.find_offers``), so what it lists is what a session would try, in that order. Ini files are not read:
 this is not a pytest run.
 """
@@ -12,8 +12,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+from pytest_dumont.commands._api import add_api_arguments, add_option_arguments
 
 NAME = "offers"
 HELP = "list the offers the plugin's filters would rent now, cheapest first, with $/h and a projected suite cost"
@@ -25,12 +27,12 @@ NO_KEY = (
     "the URL and key it prints"
 )
 
-# the plugin's options this command takes, by OptionSpec name
-FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk", "api-url", "api-key-file")
+# the plugin's offer filters this command takes (with the API's URL and key file), by OptionSpec name
+FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk")
 
 
 def _typed(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """The plugin's parser as an argparse type: the same message the plugin gives, as a usage error."""
+    """One of the plugin's parsers as an argparse type for this command's own flags, with the plugin's message."""
 
     def convert(text: str) -> Any:
         try:
@@ -43,18 +45,8 @@ def _typed(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pytest_dumont.session.settings import OPTIONS_BY_NAME
-
-    for name in FILTER_OPTIONS:
-        spec = OPTIONS_BY_NAME[name]
-        parser.add_argument(
-            spec.flag,
-            dest=spec.dest,
-            type=_typed(spec.flag, spec.parse),
-            default=None,
-            metavar=spec.metavar,
-            help=spec.help_line,
-        )
+    add_option_arguments(parser, FILTER_OPTIONS)
+    add_api_arguments(parser)
     parser.add_argument(
         "--minutes", type=_typed("--minutes", _positive), default=10.0, help="expected suite runtime (default: 10)"
     )
@@ -72,27 +64,6 @@ def _count(text: str) -> int:
     from pytest_dumont.session.settings import parse_positive_int
 
     return parse_positive_int(text)
-
-
-def _resolved(args: argparse.Namespace, name: str, environ: Mapping[str, str]) -> Any:
-    """A flag's value, else its environment variable, else the plugin's default (CLI > env > default)."""
-    from pytest_dumont.session.settings import OPTIONS_BY_NAME
-
-    spec = OPTIONS_BY_NAME[name]
-    value = getattr(args, spec.dest)
-    if value is not None:
-        return value
-    text = environ.get(spec.env, "") if spec.env else ""
-    if text:
-        try:
-            return spec.parse(text)
-        except ValueError as exc:
-            raise _Usage(f"${spec.env}={text!r}: {exc}") from None
-    return spec.parse(spec.default) if spec.default else None
-
-
-class _Usage(Exception):
-    """A bad value outside argparse's reach (the environment, the key file): exit 2."""
 
 
 def projection(offer: Any, disk_gb: float, minutes: float) -> dict[str, float]:
@@ -135,19 +106,17 @@ def table(rows: list[dict[str, Any]], minutes: float) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pytest
-
+    from pytest_dumont.commands._api import api_endpoint, option_values
     from pytest_dumont.commands._progress import waiting
-    from pytest_dumont.errors import DumontError
-    from pytest_dumont.session.settings import read_api_key
+    from pytest_dumont.errors import ConfigurationError, DumontError
     from pytest_dumont.vast.client import VastClient
     from pytest_dumont.vast.offers import OfferFilters, find_offers
 
     try:
-        values = {name: _resolved(args, name, os.environ) for name in FILTER_OPTIONS}
-        key = read_api_key(values["api-key-file"], os.environ)
-    except (_Usage, pytest.UsageError) as exc:
-        print(f"dumont offers: {exc}", file=sys.stderr)
+        values = option_values(args, FILTER_OPTIONS, os.environ)
+        url, key = api_endpoint(args, os.environ)
+    except ConfigurationError as exc:
+        print(f"dumont offers: {exc.message}", file=sys.stderr)
         return 2
     if key is None:
         print(f"dumont offers: {NO_KEY}", file=sys.stderr)
@@ -159,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         min_reliability=values["min-reliability"],
         disk_gb=values["disk"],
     )
-    client = VastClient(values["api-url"], key.reveal())
+    client = VastClient(url, key.reveal())
     error: DumontError | None = None
     offers: list[Any] = []
     try:

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 NAME = "parked"
@@ -22,19 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
 
 
-def ledger_path(given: str | None) -> Path:
-    from pytest_dumont.safety.ledger_file import default_state_dir
-
-    return Path(given or os.environ.get("DUMONT_LEDGER") or str(default_state_dir() / "ledger.json")).expanduser()
-
-
 def run(args: argparse.Namespace) -> int:
+    from pytest_dumont.commands._api import ledger_path
     from pytest_dumont.errors import DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.safety.parking import parked_entries
 
     try:
-        entries = parked_entries(LedgerFile(ledger_path(args.ledger)))
+        entries = parked_entries(LedgerFile(ledger_path(args.ledger, os.environ)))
     except DumontError as exc:
         print(f"dumont parked: {exc.message}", file=sys.stderr)
         return 1

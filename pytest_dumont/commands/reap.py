@@ -1,7 +1,8 @@
 """``dumont reap``: destroy instances a dead session left running, by ledger file and/or label prefix.
 
 Meant for an ``if: always()`` CI step after pytest and for a cron job. The key comes from ``VAST_API_KEY`` (or
-``--api-key-file``), never from a flag; the URL from ``--url``, ``VAST_URL`` or the default.
+``--dumont-api-key-file``), never from a flag; the URL from ``--dumont-api-url``, ``VAST_URL`` or the default: resolved
+as the plugin resolves them (``commands/_api.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from pytest_dumont.commands._api import add_api_arguments
@@ -57,33 +57,26 @@ def report_json(report: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pytest_dumont.commands._api import api_endpoint, ledger_path
     from pytest_dumont.commands._progress import waiting
-    from pytest_dumont.errors import DumontError
-    from pytest_dumont.safety.ledger_file import LedgerFile, default_state_dir
+    from pytest_dumont.errors import ConfigurationError, DumontError
+    from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.safety.reap import reap
-    from pytest_dumont.secrets.redact import register_secret
-    from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+    from pytest_dumont.vast.client import VastClient
 
-    key = os.environ.get("VAST_API_KEY", "").strip()
-    if not key and args.api_key_file:
-        try:
-            key = Path(args.api_key_file).expanduser().read_text().strip()
-        except OSError as exc:
-            print(f"dumont reap: cannot read {args.api_key_file}: {exc.strerror}", file=sys.stderr)
-            return 2
-    if not key:
-        print("dumont reap: set VAST_API_KEY (or --api-key-file PATH); the key is never taken from a flag")
+    try:
+        url, key = api_endpoint(args, os.environ)
+        ledger = None if args.no_ledger else LedgerFile(ledger_path(args.ledger, os.environ))
+    except ConfigurationError as exc:
+        print(f"dumont reap: {exc.message}", file=sys.stderr)
         return 2
-    register_secret(key)
+    if key is None:
+        print("dumont reap: set VAST_API_KEY (or --dumont-api-key-file PATH); the key is never taken from a flag")
+        return 2
     if args.no_ledger and args.label_prefix is None:
         print("dumont reap: --no-ledger needs --label-prefix (else there is nothing to look for)", file=sys.stderr)
         return 2
-    url = (args.url or os.environ.get("VAST_URL") or DEFAULT_API_URL).rstrip("/")
-    ledger = None
-    if not args.no_ledger:
-        path = args.ledger or os.environ.get("DUMONT_LEDGER") or str(default_state_dir() / "ledger.json")
-        ledger = LedgerFile(Path(path).expanduser())
-    client = VastClient(url, key)
+    client = VastClient(url, key.reveal())
     try:
         with waiting("reaping: listing and destroying instances"):
             report = reap(

@@ -1,7 +1,8 @@
 """``dumont release [ID ... | --all]``: destroy instances ``--dumont-reuse`` parked, now rather than at their deadline.
 
-The key comes from ``VAST_API_KEY`` (or ``--api-key-file``), never from a flag; the URL from ``--url``, ``VAST_URL``
-or the default. An id that is not parked on this machine is named, and the command exits 1.
+The key comes from ``VAST_API_KEY`` (or ``--dumont-api-key-file``), never from a flag; the URL from
+``--dumont-api-url``, ``VAST_URL`` or the default, resolved as the plugin resolves them. An id that is not parked on
+this machine is named, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from pytest_dumont.commands._api import add_api_arguments
 
@@ -25,31 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_dumont.commands.parked import ledger_path
-    from pytest_dumont.errors import DumontError
+    from pytest_dumont.commands._api import api_endpoint, ledger_path
+    from pytest_dumont.errors import ConfigurationError, DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.safety.reap import release
-    from pytest_dumont.secrets.redact import register_secret
-    from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+    from pytest_dumont.vast.client import VastClient
 
     if bool(args.ids) == bool(args.all):
         print("dumont release: give parked instance ids, or --all (see `dumont parked`)", file=sys.stderr)
         return 2
-    key = os.environ.get("VAST_API_KEY", "").strip()
-    if not key and args.api_key_file:
-        try:
-            key = Path(args.api_key_file).expanduser().read_text().strip()
-        except OSError as exc:
-            print(f"dumont release: cannot read {args.api_key_file}: {exc.strerror}", file=sys.stderr)
-            return 2
-    if not key:
-        print("dumont release: set VAST_API_KEY (or --api-key-file PATH); the key is never taken from a flag")
-        return 2
-    register_secret(key)
-    url = (args.url or os.environ.get("VAST_URL") or DEFAULT_API_URL).rstrip("/")
-    client = VastClient(url, key)
     try:
-        report = release(client, LedgerFile(ledger_path(args.ledger)), None if args.all else list(args.ids))
+        url, key = api_endpoint(args, os.environ)
+        ledger = LedgerFile(ledger_path(args.ledger, os.environ))
+    except ConfigurationError as exc:
+        print(f"dumont release: {exc.message}", file=sys.stderr)
+        return 2
+    if key is None:
+        print("dumont release: set VAST_API_KEY (or --dumont-api-key-file PATH); the key is never taken from a flag")
+        return 2
+    client = VastClient(url, key.reveal())
+    try:
+        report = release(client, ledger, None if args.all else list(args.ids))
     except DumontError as exc:
         print(f"dumont release: {exc.message}", file=sys.stderr)
         return 1

@@ -51,10 +51,8 @@ class InstanceFactory:
         ready = self.rent(request or self.request)
         ready.emulated = ready.emulated or self.emulated
         self.instances.append(ready)
-        ready.record.tests.append(self.nodeid)
-        hold = Hold(self.nodeid, self.clock.now(), waited=self.clock.now() - asked)
-        ready.record.holds.append(hold)
-        self._holds.append(hold)
+        now = self.clock.now()
+        self._holds.append(ready.record.hand_over(self.nodeid, now, waited=now - asked))
         gather_facts(ready.connection, ready.record)
         time_commands(ready.connection, ready.record, self.clock)
         return ready

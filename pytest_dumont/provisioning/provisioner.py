@@ -9,9 +9,9 @@ paid instances.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ from pytest_dumont.provisioning.contracts import SpendCap as SpendCap
 from pytest_dumont.provisioning.contracts import StatusListener as StatusListener
 from pytest_dumont.provisioning.failed_machines import FailedMachines
 from pytest_dumont.provisioning.preemption import is_preempted, preempted_error
-from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming
+from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming, TimedPhase
 from pytest_dumont.vast.models import Instance, Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters, find_offers
 from pytest_dumont.waiting import Backoff, WaitTimedOut, poll
@@ -71,8 +71,16 @@ class Deadlines:
         return Backoff(self.poll_first, self.poll_factor, self.poll_max)
 
 
+def session_label_prefix(session_id: str) -> str:
+    """Every instance of a session carries a label starting so; ``dumont reap`` finds leftovers by it."""
+    return f"dumont-{session_id}"
+
+
 class Provisioner:
-    """Rents instances for one session and destroys them; records everything in the session's ``Ledger``."""
+    """Rents instances for one session and destroys them; records everything in the session's ``Ledger``.
+
+    Built complete (the session builds it in ``session/resources.py``): what it is given is not changed once it rents.
+    """
 
     def __init__(
         self,
@@ -88,6 +96,8 @@ class Provisioner:
         on_status: StatusListener | None = None,
         watchers: list[InstanceWatcher] | None = None,
         budget: SpendCap | None = None,
+        failed_machines: FailedMachines | None = None,
+        deadman: CreateAmendment | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -98,10 +108,11 @@ class Provisioner:
         self.deadlines = deadlines or Deadlines()
         self.offer_attempts = offer_attempts
         self.on_status = on_status
-        self.failed_machines = FailedMachines()  # safety.arm swaps in one that remembers across sessions
+        # Machines that failed to boot: this session's own, unless given one that remembers across sessions.
+        self.failed_machines = failed_machines if failed_machines is not None else FailedMachines()
         self.watchers: list[InstanceWatcher] = list(watchers or [])
         self.budget = budget
-        self.deadman: CreateAmendment | None = None  # set by safety.arm: every create carries the switch
+        self.deadman = deadman  # the dead-man switch every create carries (--dumont-deadman-ttl)
         self.kept: set[int] = set()  # --dumont-keep-on-failure: left running on purpose, never swept
         self.creates_attempted = 0
         self._labels = itertools.count(1)
@@ -109,7 +120,7 @@ class Provisioner:
     @property
     def label_prefix(self) -> str:
         """Every instance of this session carries a label starting so; ``dumont reap`` finds leftovers by it."""
-        return f"dumont-{self.session_id}"
+        return session_label_prefix(self.session_id)
 
     # --- provisioning -------------------------------------------------------------------------------------------
 
@@ -122,7 +133,7 @@ class Provisioner:
         call = _Call(self.clock if cancel is None else cancel.clock(self.clock), cancel)
         search_started = self.clock.now()
         search_phase: list[PhaseTiming] = []
-        with self._timed(search_phase, "search", None):
+        with TimedPhase(search_phase, "search", self.clock):
             offers = self._search(request.filters)
         failures: list[DumontError] = []
         refusals: list[str] = []
@@ -175,7 +186,7 @@ class Provisioner:
             watcher.expecting(label, offer)
         self.creates_attempted += 1
         try:
-            with self._timed(phases, "create", None):
+            with TimedPhase(phases, "create", self.clock):
                 created = self.client.create_instance(offer.id, create)
         except OfferUnavailable:
             self._ended(label, None, "nothing_rented")
@@ -192,7 +203,7 @@ class Provisioner:
             disk_gb=request.filters.disk_gb,
             search_started_at=search_started,
             created_at=self.clock.now(),
-            phases=[PhaseTiming(p.name, p.started, p.duration, p.outcome, created.id, p.kind) for p in phases],
+            phases=[replace(p, instance_id=created.id) for p in phases],
             bid=request.filters.bid,
         )
         self.ledger.add(record)
@@ -210,13 +221,13 @@ class Provisioner:
         from pytest_dumont.ssh.connect import SSHTarget  # fabric is imported only when a GPU is used
 
         self.client.attach_ssh_key(record.instance_id, self.ssh_key.public_openssh)
-        with self._timed(record.phases, "wait_running", record.instance_id):
+        with TimedPhase(record.phases, "wait_running", self.clock, record.instance_id):
             instance = self._wait_running(record, clock)
         address = instance.ssh_address()
         assert address is not None  # _wait_running returns only once an address is known
         target = SSHTarget(host=address[0], port=address[1])
         record.ssh_address = address
-        with self._timed(record.phases, "wait_ssh", record.instance_id):
+        with TimedPhase(record.phases, "wait_ssh", self.clock, record.instance_id):
             connection = self._connect_ssh(target, record, clock)
         record.ready_at = self.clock.now()
         return ReadyInstance(record=record, target=target, connection=connection, instance_api_key=instance_api_key)
@@ -329,7 +340,7 @@ class Provisioner:
             return
         if connection is not None:
             _close_quietly(connection)
-        with self._timed(record.phases, "destroy", record.instance_id):
+        with TimedPhase(record.phases, "destroy", self.clock, record.instance_id):
             asked = self.clock.now()
             try:
                 self.client.destroy_instance(record.instance_id)
@@ -403,16 +414,6 @@ class Provisioner:
                     destroyed.append(instance.id)
                     self._ended(instance.label, instance.id, "destroyed", "swept by label at session end")
         return destroyed
-
-    @contextmanager
-    def _timed(self, phases: list[PhaseTiming], name: str, instance_id: int | None) -> Iterator[None]:
-        started = self.clock.now()
-        outcome = "failed"
-        try:
-            yield
-            outcome = "passed"
-        finally:
-            phases.append(PhaseTiming(name, started, self.clock.now() - started, outcome, instance_id))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pytest_dumont.vast.models import Offer, StatusChange
+
+if TYPE_CHECKING:
+    from pytest_dumont.clock import Clock
 
 PROVISIONING_PHASES = ("search", "create", "wait_running", "wait_ssh", "adopt")
 
@@ -26,9 +31,68 @@ class PhaseTiming:
     duration: float
     outcome: str = "passed"  # "passed" | "failed"
     instance_id: int | None = None
-    kind: str = "provision"  # "provision" | "command" | "user"
+    kind: str = "provision"  # "provision" | "command" | "user" | "remote"
     test: str | None = None  # the node id of the test that ran it; None for the lifecycle's own phases
     depth: int = 0  # how many of the test's own phases were open around it: a command in a phase is at depth 1
+
+
+class TimedPhase:
+    """Times one step into ``phases``, the one way every phase is timed: ``with TimedPhase(...) as phase:``.
+
+    The step fails if its block raises; ``phase.outcome = "failed"`` marks one that failed without raising (a command
+    whose result says so). ``started`` gives a step that began before its record existed (adopting a parked
+    instance); ``end`` closes a step timed without a block. The phase is appended once, when the step ends.
+    """
+
+    def __init__(
+        self,
+        phases: list[PhaseTiming],
+        name: str,
+        clock: Clock,
+        instance_id: int | None = None,
+        *,
+        kind: str = "provision",
+        test: str | None = None,
+        depth: int = 0,
+        started: float | None = None,
+    ) -> None:
+        self.phases = phases
+        self.name = name
+        self.clock = clock
+        self.instance_id = instance_id
+        self.kind = kind
+        self.test = test
+        self.depth = depth
+        self.started = clock.now() if started is None else started
+        self.outcome = "passed"
+        self.timing: PhaseTiming | None = None  # once ended
+
+    def end(self, at: float | None = None) -> PhaseTiming:
+        """Append the phase, ending ``at`` (now by default); a second call returns the first one's."""
+        if self.timing is None:
+            ended = self.clock.now() if at is None else at
+            self.timing = PhaseTiming(
+                self.name,
+                self.started,
+                ended - self.started,
+                self.outcome,
+                self.instance_id,
+                self.kind,
+                test=self.test,
+                depth=self.depth,
+            )
+            self.phases.append(self.timing)
+        return self.timing
+
+    def __enter__(self) -> TimedPhase:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.outcome = "failed"
+        self.end()
 
 
 @dataclass
@@ -178,6 +242,13 @@ class InstanceRecord:
         else:
             gpu = sum(_overlap(start, stop, a, b) for a, b in self.running_spans(now))
         return (self.dph_base * gpu + self.storage_dph * _overlap(start, stop, self.created_at, end)) / 3600.0
+
+    def hand_over(self, nodeid: str, at: float, *, waited: float = 0.0) -> Hold:
+        """``nodeid`` holds this instance from ``at`` (its cost is apportioned by holds) until the hold is closed."""
+        hold = Hold(nodeid, at, waited=waited)
+        self.holds.append(hold)
+        self.tests.append(nodeid)
+        return hold
 
     def phase_seconds(self, name: str) -> float:
         return sum(p.duration for p in self.phases if p.name == name)

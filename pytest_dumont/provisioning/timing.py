@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
+from pytest_dumont.provisioning.records import InstanceRecord, TimedPhase
 from pytest_dumont.secrets.redact import redact
 
 if TYPE_CHECKING:
@@ -39,21 +39,16 @@ def holder(record: InstanceRecord) -> str | None:
 @contextmanager
 def user_phase(record: InstanceRecord | None, name: str, clock: Clock) -> Iterator[None]:
     """Time a step a test names into ``record`` (``kind="user"``); what runs inside it is nested one level deeper."""
-    test = holder(record) if record is not None else None
     depth = _DEPTH.get()
     token = _DEPTH.set(depth + 1)
-    started = clock.now()
-    outcome = "failed"
     try:
-        yield
-        outcome = "passed"
+        if record is None:
+            yield
+            return
+        with TimedPhase(record.phases, name, clock, record.instance_id, kind="user", test=holder(record), depth=depth):
+            yield
     finally:
         _DEPTH.reset(token)
-        if record is not None:
-            timing = PhaseTiming(
-                name, started, clock.now() - started, outcome, record.instance_id, "user", test=test, depth=depth
-            )
-            record.phases.append(timing)
 
 
 def command_name(method: str, args: tuple[Any, ...]) -> str:
@@ -69,21 +64,14 @@ def _timed(method: str) -> Callable[..., Any]:
         real = getattr(type(self).__mro__[1], method)
         record: InstanceRecord = self.__dict__["_dumont_record"]
         clock: Clock = self.__dict__["_dumont_clock"]
-        test, depth = holder(record), _DEPTH.get()
-        started = clock.now()
-        outcome = "failed"
-        try:
+        name = command_name(method, args)
+        with TimedPhase(
+            record.phases, name, clock, record.instance_id, kind="command", test=holder(record), depth=_DEPTH.get()
+        ) as phase:
             result = real(self, *args, **kwargs)
-            failed = getattr(result, "failed", False)  # run(..., warn=True) returns a failed Result
-            outcome = "failed" if failed is True else "passed"
+            if getattr(result, "failed", False) is True:  # run(..., warn=True) returns a failed Result
+                phase.outcome = "failed"
             return result
-        finally:
-            name = command_name(method, args)
-            record.phases.append(
-                PhaseTiming(
-                    name, started, clock.now() - started, outcome, record.instance_id, "command", test=test, depth=depth
-                )
-            )
 
     call.__name__ = method
     return call

@@ -24,8 +24,8 @@ import dataclasses
 import shutil
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Generator
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pytest
 
 from pytest_dumont.errors import DumontError
 from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
-from pytest_dumont.provisioning.records import Hold, PhaseTiming
+from pytest_dumont.provisioning.records import TimedPhase
 from pytest_dumont.remote import environment, gateway, sync, tree
 from pytest_dumont.reporting import PROPERTY
 from pytest_dumont.session.prewarm import BackgroundProvisioning
@@ -140,19 +140,11 @@ class RemoteRun:
         if reporter is not None:
             reporter.write_line(line, **markup)
 
-    @contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
+    def _phase(self, name: str) -> TimedPhase:
         """Time a step as a phase of the instance (kind ``remote``), shown in the report's phase table."""
         assert self.ready is not None
-        clock, record = self.state.clock, self.ready.record
-        started, outcome = clock.now(), "failed"
-        try:
-            yield
-            outcome = "passed"
-        finally:
-            record.phases.append(
-                PhaseTiming(name, started, clock.now() - started, outcome, record.instance_id, kind="remote")
-            )
+        record = self.ready.record
+        return TimedPhase(record.phases, name, self.state.clock, record.instance_id, kind="remote")
 
     def _stop(self, message: str) -> None:
         """End the run before its tests: destroy now (so the summary shows it destroyed), then exit with ``message``."""
@@ -261,10 +253,9 @@ class RemoteRun:
         from pytest_dumont.reporting.run import get_run
 
         now = self.state.clock.now()
-        hold = Hold(report.nodeid, started, now)
         record = ready.record
-        record.holds.append(hold)
-        record.tests.append(report.nodeid)
+        hold = record.hand_over(report.nodeid, started)
+        hold.close(now)
         data = data_for_test(record, hold, now)
         report.user_properties.append((PROPERTY, data))
         self.numbers[report.nodeid] = data

@@ -74,6 +74,6 @@ def get_run(config: pytest.Config) -> ReportingRun:
 
 
 def json_path(config: pytest.Config) -> Path | None:
-    """--dumont-json > ini dumont_json > $DUMONT_JSON; None when none is set."""
-    raw = config.getoption("dumont_json", None) or config.getini("dumont_json") or os.environ.get("DUMONT_JSON")
-    return Path(str(raw)).expanduser() if raw else None
+    """Where ``--dumont-json`` (or its ini twin, or ``$DUMONT_JSON``) asks for the JSON report, as resolved once."""
+    raw = config.stash[SESSION_KEY].settings.json_path
+    return Path(raw).expanduser() if raw else None

@@ -1,7 +1,11 @@
 """Arms a session's pool with every backstop beyond the fixture's own teardown: ledger file, watchdog, budget, meter.
 
-The bundled emulator started in-process dies with pytest and takes its instances with it, so it gets the budget and
-the meter but no ledger file and no watchdog; a real API (or an emulator at an explicit URL) gets all of them.
+Two steps, so that the provisioner is built complete and never changed once it may rent: ``backstops`` makes what the
+provisioner is built with (the budget, the dead-man switch, the failed machines, the ledger file's and the watchdog's
+watchers), ``arm`` starts what watches the pool it hands out (the spend meter, the renewer, the sweep of dead
+sessions, parking). The bundled emulator started in-process dies with pytest and takes its instances with it, so it
+gets the budget and the meter but no ledger file and no watchdog; a real API (or an emulator at an explicit URL) gets
+all of them.
 """
 
 from __future__ import annotations
@@ -11,26 +15,50 @@ import os
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_dumont.errors import DumontError
 from pytest_dumont.provisioning.failed_machines import FILE_NAME, FailedMachines
 from pytest_dumont.provisioning.pool import InstancePool
+from pytest_dumont.provisioning.provisioner import session_label_prefix
 from pytest_dumont.safety import budget as budget_hooks
 from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
-from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, default_state_dir
+from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, ledger_path
 from pytest_dumont.safety.parking import ParkedSummary, Parking
 from pytest_dumont.safety.reap import reap
 from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
 from pytest_dumont.session.state import get_state
 
+if TYPE_CHECKING:
+    from pytest_dumont.provisioning.contracts import InstanceWatcher
+    from pytest_dumont.provisioning.provisioner import Deadlines
+    from pytest_dumont.ssh.keys import SessionKey
+
 
 class DumontLeftoverWarning(pytest.PytestWarning):
     """Something about leftover instances needs a human: read the message."""
+
+
+@dataclass
+class Backstops:
+    """What the session's provisioner is built with, made before it exists (``backstops``)."""
+
+    budget: Budget
+    deadman: DeadmanSwitch | None = None
+    failed_machines: FailedMachines | None = None  # None: this session's memory only
+    ledger: LedgerFile | None = None
+    ledger_watcher: LedgerWatcher | None = None
+    watchdog: WatchdogWatcher | None = None
+
+    @property
+    def watchers(self) -> list[InstanceWatcher]:
+        """Told of every create and its end, in this order: the ledger file first, then the watchdog."""
+        return [w for w in (self.ledger_watcher, self.watchdog) if w is not None]
 
 
 @dataclass
@@ -64,26 +92,59 @@ class SessionSafety:
 
 
 def ledger_file(config: pytest.Config) -> LedgerFile:
-    settings = get_state(config).settings
-    path = Path(settings.ledger_path).expanduser() if settings.ledger_path else default_state_dir() / "ledger.json"
-    return LedgerFile(path)
+    return LedgerFile(ledger_path(get_state(config).settings.ledger_path))
 
 
-def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | None) -> SessionSafety:
-    """Attach the backstops to ``pool``'s provisioner and start the spend meter."""
+def backstops(
+    config: pytest.Config, deadlines: Deadlines, api_url: str, api_key: str | None, ssh_key: SessionKey
+) -> Backstops:
+    """Make what the provisioner is built with; the watchdog process starts now, its start overlapping the rest."""
+    state = get_state(config)
+    settings = state.settings
+    made = Backstops(
+        Budget(
+            limit_usd=settings.budget_usd,
+            horizon_s=deadlines.boot + deadlines.ssh + settings.max_minutes * 60.0,
+            disk_gb=settings.filters.disk_gb,
+        )
+    )
+    if settings.deadman_ttl_min > 0 and settings.mode != "replay":
+        made.deadman = DeadmanSwitch(settings.deadman_ttl_min * 60.0, api_url)  # every create carries it
+    in_process_emulator = settings.mode == "emulator" and not settings.api_url_explicit
+    if in_process_emulator or settings.mode == "replay":  # replay rents nothing: no ledger entry, no watchdog
+        return made
+    made.ledger = ledger = ledger_file(config)
+    made.failed_machines = _remember_failed_machines(
+        ledger.path.parent / FILE_NAME, api_url, settings.avoid_failed_hours
+    )
+    made.ledger_watcher = LedgerWatcher(ledger, state.session_id, api_url)
+    state_dir = ledger.path.parent
+    prune_old_watchdog_logs(state_dir)
+    made.watchdog = WatchdogWatcher(
+        lambda: WatchdogLink.spawn(
+            api_url=api_url,
+            api_key=api_key,
+            label_prefix=session_label_prefix(state.session_id),
+            ledger_path=ledger.path,
+            log_path=state_dir / f"watchdog-{state.session_id}.log",
+            retry_s=settings.api_retry_s,
+            key_dir=ssh_key.private_path.parent,
+        )
+    )
+    made.watchdog.launch()  # its start overlaps the sweep and the offer search; the first create waits for it
+    return made
+
+
+def arm(config: pytest.Config, pool: InstancePool, made: Backstops, api_url: str) -> SessionSafety:
+    """Start what watches ``pool``, whose provisioner was built with ``made``: the spend meter, the dead-man switch's
+    renewer, the sweep of what dead sessions left, parking."""
     state = get_state(config)
     settings = state.settings
     provisioner = pool.provisioner
     deadlines = provisioner.deadlines
-    budget = Budget(
-        limit_usd=settings.budget_usd,
-        horizon_s=deadlines.boot + deadlines.ssh + settings.max_minutes * 60.0,
-        disk_gb=settings.filters.disk_gb,
-    )
-    provisioner.budget = budget
     interrupter = MainThreadInterrupter()
     meter = SpendMeter(
-        budget,
+        made.budget,
         state.ledger,
         state.clock,
         tick=deadlines.poll_max,
@@ -97,37 +158,15 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     config.stash[GUARD_KEY] = guard
     if not config.pluginmanager.is_registered(budget_hooks):  # its hooks act on the guard; none before a pool
         config.pluginmanager.register(budget_hooks, "dumont-budget")
-    safety = SessionSafety(guard)
-    if settings.mode != "replay":  # --dumont-api-retry-seconds; replay keeps its virtual-clock policy
-        provisioner.client.policy = replace(provisioner.client.policy, total_seconds=settings.api_retry_s)
-    if settings.deadman_ttl_min > 0 and settings.mode != "replay":
-        safety.renewer = _arm_deadman(pool, guard, DeadmanSwitch(settings.deadman_ttl_min * 60.0, api_url))
-    in_process_emulator = settings.mode == "emulator" and not settings.api_url_explicit
-    if in_process_emulator or settings.mode == "replay":  # replay rents nothing: no ledger entry, no watchdog
+    safety = SessionSafety(
+        guard, watchdog=made.watchdog, ledger=made.ledger_watcher, failed_machines=made.failed_machines
+    )
+    if made.deadman is not None:
+        safety.renewer = _arm_deadman(pool, guard, made.deadman)
+    if made.ledger is None:  # replay or the in-process emulator: nothing outlives the session to sweep or park
         return safety
-    ledger = ledger_file(config)
-    safety.failed_machines = _remember_failed_machines(
-        ledger.path.parent / FILE_NAME, api_url, settings.avoid_failed_hours
-    )
-    provisioner.failed_machines = safety.failed_machines
-    safety.ledger = LedgerWatcher(ledger, state.session_id, api_url)
-    state_dir = ledger.path.parent
-    prune_old_watchdog_logs(state_dir)
-    safety.watchdog = WatchdogWatcher(
-        lambda: WatchdogLink.spawn(
-            api_url=api_url,
-            api_key=api_key,
-            label_prefix=provisioner.label_prefix,
-            ledger_path=ledger.path,
-            log_path=state_dir / f"watchdog-{state.session_id}.log",
-            retry_s=settings.api_retry_s,
-            key_dir=provisioner.ssh_key.private_path.parent,
-        )
-    )
-    safety.watchdog.launch()  # its start overlaps the sweep below and the offer search; the first create waits for it
-    provisioner.watchers.extend([safety.ledger, safety.watchdog])
-    _sweep_dead_sessions(ledger, provisioner.client, guard)
-    safety.parking = _arm_parking(config, pool, safety, ledger, api_url)
+    _sweep_dead_sessions(made.ledger, provisioner.client, guard)
+    safety.parking = _arm_parking(config, pool, safety, made.ledger, api_url)
     return safety
 
 
@@ -201,9 +240,8 @@ def prune_old_watchdog_logs(state_dir: Path) -> None:
 
 
 def _arm_deadman(pool: InstancePool, guard: SessionGuard, switch: DeadmanSwitch) -> Renewer:
-    """Every create carries the switch; a thread renews each ready instance's deadline over its own SSH connection."""
+    """A thread renews each ready instance's deadline (every create carried the switch) over its own SSH connection."""
     provisioner = pool.provisioner
-    provisioner.deadman = switch
     renewer = Renewer(
         switch,
         lambda: [r for r in provisioner.ledger.live() if r.ready_at is not None],

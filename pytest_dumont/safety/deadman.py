@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_dumont.secrets.redact import redact
+from pytest_dumont.vast import DEFAULT_API_URL
 
-REAL_API_URL = "https://console.vast.ai"
 API_URL_ENV = "DUMONT_API_URL"  # set in the create's env only when the session's API is not Vast's own
 DEADLINE_FILE = "${HOME:-/root}/.dumont-deadline"
 BEGIN = "# >>> pytest-dumont dead-man switch"
@@ -70,7 +70,7 @@ class DeadmanSwitch:
     """The switch's settings: how long an instance may go unrenewed, and which API it calls to destroy itself."""
 
     ttl_s: float
-    api_url: str = REAL_API_URL
+    api_url: str = DEFAULT_API_URL
 
     @property
     def ttl_whole_s(self) -> int:
@@ -93,7 +93,7 @@ class DeadmanSwitch:
             ttl=self.ttl_whole_s,
             deadline=DEADLINE_FILE,
             api_env=API_URL_ENV,
-            real_api=REAL_API_URL,
+            real_api=DEFAULT_API_URL,
             step=f"{self.step_s:g}",
         )
 
@@ -108,7 +108,7 @@ class DeadmanSwitch:
         return combined
 
     def env(self) -> dict[str, str]:
-        return {} if self.api_url.rstrip("/") == REAL_API_URL else {API_URL_ENV: self.api_url.rstrip("/")}
+        return {} if self.api_url.rstrip("/") == DEFAULT_API_URL else {API_URL_ENV: self.api_url.rstrip("/")}
 
     def renew_command(self) -> str:
         return f'echo $(( $(date +%s) + {self.ttl_whole_s} )) > "{DEADLINE_FILE}"'

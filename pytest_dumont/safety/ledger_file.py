@@ -44,6 +44,11 @@ def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "pytest-dumont"
 
 
+def ledger_path(configured: str | None) -> Path:
+    """The ledger file a session writes and ``dumont reap`` reads: the one configured, else the state dir's."""
+    return Path(configured).expanduser() if configured else default_state_dir() / "ledger.json"
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this machine (a zombie counts as dead)."""
     try:

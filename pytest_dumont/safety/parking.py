@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_dumont.errors import BudgetExceeded, DumontError, HostKeyChanged, InstanceNotFound
-from pytest_dumont.provisioning.records import InstanceRecord, PhaseTiming
+from pytest_dumont.provisioning.records import InstanceRecord, TimedPhase
 from pytest_dumont.safety.budget import Budget
 from pytest_dumont.safety.deadman import DeadmanSwitch, ssh_runner
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
@@ -465,7 +465,7 @@ class Parking:
         now = clock.now()
         record.ready_at = now
         record.timeline.append(StatusChange(at=0.0, status="running", status_msg="adopted, parked before"))
-        record.phases.append(PhaseTiming("adopt", started, now - started, "passed", entry.instance_id))
+        TimedPhase(record.phases, "adopt", clock, entry.instance_id, started=started).end(at=now)
         record.parked_before_s = parked_for
         record.parked_before_usd = record.dph_total * parked_for / 3600.0
         self.provisioner.ledger.add(record)

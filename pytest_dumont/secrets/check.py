@@ -25,7 +25,7 @@ def artifacts(config: pytest.Config) -> list[Path]:
         config.rootpath / state.settings.cassette_dir,
         getattr(config.option, "htmlpath", None),
         getattr(config.option, "xmlpath", None),
-        getattr(config.option, "dumont_json", None) or config.getini("dumont_json") or os.environ.get("DUMONT_JSON"),
+        Path(state.settings.json_path).expanduser() if state.settings.json_path else None,  # where it is written
         os.environ.get("GITHUB_STEP_SUMMARY"),
     ]
     return [Path(str(c)) for c in candidates if c and Path(str(c)).exists()]

@@ -12,30 +12,25 @@ import os
 from collections.abc import Generator
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_dumont.session.state import SESSION_KEY
 
-# (flag shown, option dest) of the writers pytest and pytest-html own; ours is json_path below.
+if TYPE_CHECKING:
+    from pytest_dumont.session.settings import Settings
+
+# (flag shown, option dest) of the writers pytest and pytest-html own; ours is the settings' json_path.
 OTHER_WRITERS = (("--html", "htmlpath"), ("--junitxml", "xmlpath"))
 
 
-def json_path(config: pytest.Config) -> Path | None:
-    """--dumont-json > ini dumont_json > $DUMONT_JSON, as ``reporting.run.json_path`` resolves it.
-
-    Repeated here because ``reporting`` is imported only by a run that has something to report.
-    """
-    raw = config.getoption("dumont_json", None) or config.getini("dumont_json") or os.environ.get("DUMONT_JSON")
-    return Path(str(raw)).expanduser() if raw else None
-
-
-def check(config: pytest.Config) -> None:
+def check(config: pytest.Config, settings: Settings) -> None:
     """Raise ``pytest.UsageError`` naming the first report path that cannot be written as a file."""
     if hasattr(config, "workerinput"):
         return  # an xdist worker writes no report; its controller checked
     destinations = [(flag, getattr(config.option, dest, None)) for flag, dest in OTHER_WRITERS]
-    destinations.append(("--dumont-json", json_path(config)))
+    destinations.append(("--dumont-json", settings.json_path))
     for flag, raw in destinations:
         if not raw:
             continue

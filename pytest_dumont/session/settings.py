@@ -1,9 +1,12 @@
 """Every pytest-dumont option, declared once and resolved once into a frozen ``Settings``.
 
-Precedence, for each option: command line > ini file (``dumont_*``) > environment variable > default.
-The mode has one more rule, from docs/architecture.md: when ``--dumont-mode`` is not on the command line, a ``-m``
-expression that selects ``real_gpu`` tests means live mode. The API key is read only from ``VAST_API_KEY`` or from
-the file ``--dumont-api-key-file`` names, never from a flag that would land in shell history.
+Precedence, for each option: command line > ini file (``dumont_*``) > environment variable > default
+(``option_value``; the ``dumont`` commands resolve their share of the options through it too, without an ini file).
+A bad value is a ``ConfigurationError`` naming the option, where its value came from and what it expects; the plugin
+shows it as pytest's usage error, a command exits 2 with it. The mode has one more rule, from docs/architecture.md:
+when ``--dumont-mode`` is not on the command line, a ``-m`` expression that selects ``real_gpu`` tests means live
+mode. The API key is read only from ``VAST_API_KEY`` or from the file ``--dumont-api-key-file`` names, never from a
+flag that would land in shell history.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from typing import Any
 
 import pytest
 
+from pytest_dumont.errors import ConfigurationError
 from pytest_dumont.secrets.redact import register_secret
+from pytest_dumont.vast import DEFAULT_API_URL as DEFAULT_API_URL
 from pytest_dumont.vast.offers import OfferFilters, normalise_gpu_name
 
 MODES = ("replay", "live", "record", "emulator")
 SPENDING_MODES = frozenset({"live", "record"})
 EMULATOR_PROFILES = ("fast", "seed", "manual")
-DEFAULT_API_URL = "https://console.vast.ai"
+RECORD_MODES = ("none", "new", "rewrite")
+XDIST_MODES = ("shared", "per-worker")
 DEFAULT_IMAGE = "nvidia/cuda:12.1.0-base-ubuntu22.04"
 
 
@@ -53,7 +59,7 @@ class Secret:
 
 
 # --- parsers: each turns one raw text into a value or raises ValueError saying what it expects ------------------
-# (``_value`` turns that into a pytest.UsageError naming the option and where its value came from).
+# (``option_value`` turns that into a ConfigurationError naming the option and where its value came from).
 
 
 def _float(text: str, expects: str) -> float:
@@ -74,10 +80,30 @@ def _int(text: str, expects: str) -> int:
         raise ValueError(expects) from None
 
 
-def parse_mode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in MODES:
-        raise ValueError(f"must be one of {', '.join(MODES)}")
+def choice(values: tuple[str, ...], normalise: Callable[[str], str] | None = None) -> Callable[[str], str]:
+    """A parser accepting one of ``values``, case-insensitively (after ``normalise``, given one)."""
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        value = normalise(value) if normalise is not None else value
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}")
+        return value
+
+    return parse
+
+
+parse_mode = choice(MODES)
+parse_profile = choice(EMULATOR_PROFILES)
+parse_record_mode = choice(RECORD_MODES)
+parse_xdist_mode = choice(XDIST_MODES, normalise=lambda value: value.replace("_", "-"))
+
+
+def _http_url(text: str, expects: str) -> str:
+    """An http:// or https:// URL with a host, or ValueError saying ``expects``."""
+    value = text.strip()
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(expects)
     return value
 
 
@@ -113,27 +139,7 @@ def parse_gpu_list(text: str) -> tuple[str, ...]:
 
 
 def parse_url(text: str) -> str:
-    value = text.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("must be an http:// or https:// URL, e.g. https://console.vast.ai")
-    return value
-
-
-def parse_profile(text: str) -> str:
-    value = text.strip().lower()
-    if value not in EMULATOR_PROFILES:
-        raise ValueError(f"must be one of {', '.join(EMULATOR_PROFILES)}")
-    return value
-
-
-RECORD_MODES = ("none", "new", "rewrite")
-
-
-def parse_record_mode(text: str) -> str:
-    value = text.strip().lower()
-    if value not in RECORD_MODES:
-        raise ValueError(f"must be one of {', '.join(RECORD_MODES)}")
-    return value
+    return _http_url(text.strip().rstrip("/"), f"must be an http:// or https:// URL, e.g. {DEFAULT_API_URL}")
 
 
 def parse_regex(text: str) -> str:
@@ -149,16 +155,6 @@ def parse_non_negative_float(text: str) -> float:
     value = _float(text, expects)
     if not value >= 0:
         raise ValueError(expects)
-    return value
-
-
-XDIST_MODES = ("shared", "per-worker")
-
-
-def parse_xdist_mode(text: str) -> str:
-    value = text.strip().lower().replace("_", "-")
-    if value not in XDIST_MODES:
-        raise ValueError(f"must be one of {', '.join(XDIST_MODES)}")
     return value
 
 
@@ -197,10 +193,7 @@ def parse_reference_prices(text: str) -> str:
 
 
 def parse_webhook_url(text: str) -> str:
-    value = text.strip()
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("must be an http:// or https:// URL the session's events are POSTed to")
-    return value
+    return _http_url(text, "must be an http:// or https:// URL the session's events are POSTed to")
 
 
 def parse_text(text: str) -> str:
@@ -581,12 +574,10 @@ def emulator_in_use(settings: Settings) -> str:
     return line
 
 
-def _raw(config: pytest.Config, spec: OptionSpec, environ: Mapping[str, str]) -> tuple[str, str]:
+def _raw(spec: OptionSpec, cli: object, ini: object, environ: Mapping[str, str]) -> tuple[str, str]:
     """The raw text of one option and where it came from (CLI > ini > env > default)."""
-    cli = config.getoption(spec.dest, default=None)
     if cli is not None:
         return str(cli), "command line"
-    ini = config.getini(spec.dest)
     if ini not in (None, "", []):
         return str(ini), "ini"
     if spec.env and environ.get(spec.env):
@@ -594,15 +585,24 @@ def _raw(config: pytest.Config, spec: OptionSpec, environ: Mapping[str, str]) ->
     return spec.default, "default"
 
 
-def _value(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tuple[Any, str]:
-    spec = OPTIONS_BY_NAME[name]
-    text, source = _raw(config, spec, environ)
+def option_value(spec: OptionSpec, cli: object, ini: object, environ: Mapping[str, str]) -> tuple[Any, str]:
+    """One option's value and where it came from; None when nothing sets it and it has no default.
+
+    ``cli``: the command line's text (None when absent); ``ini``: the ini file's (None for a ``dumont`` command,
+    which reads no ini file). A bad value raises ``ConfigurationError``.
+    """
+    text, source = _raw(spec, cli, ini, environ)
     if source == "default" and text == "":
         return None, source
     try:
         return spec.parse(text), source
     except ValueError as exc:
-        raise pytest.UsageError(option_error(spec, source, text, exc)) from None
+        raise ConfigurationError(option_error(spec, source, text, exc)) from None
+
+
+def _value(config: pytest.Config, name: str, environ: Mapping[str, str]) -> tuple[Any, str]:
+    spec = OPTIONS_BY_NAME[name]
+    return option_value(spec, config.getoption(spec.dest, default=None), config.getini(spec.dest), environ)
 
 
 def option_error(spec: OptionSpec, source: str, text: str, problem: Exception) -> str:
@@ -642,12 +642,12 @@ def read_api_key(key_file: str | None, environ: Mapping[str, str]) -> Secret | N
         try:
             value = path.read_text().strip()
         except OSError as exc:
-            raise pytest.UsageError(f"--dumont-api-key-file: cannot read {path}: {exc.strerror}") from None
+            raise ConfigurationError(f"--dumont-api-key-file: cannot read {path}: {exc.strerror}") from None
     return Secret(value) if value else None
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the session's ``Settings``; raises ``pytest.UsageError`` for any bad value, before anything is spent."""
+    """Build the session's ``Settings``; raises ``ConfigurationError`` for any bad value, before anything is spent."""
     env = os.environ if environ is None else environ
     values = {spec.name: _value(config, spec.name, env) for spec in OPTIONS}
     mode, mode_source = values["mode"]
@@ -709,7 +709,7 @@ def _record_mode(mode: str, value: str | None) -> str:
     if value is None:
         return "rewrite" if mode == "record" else "none"
     if mode == "replay" and value != "none":
-        raise pytest.UsageError(
+        raise ConfigurationError(
             f"--dumont-record-mode={value} needs a run that reaches an API: add --dumont-mode=emulator "
             "(the bundled emulator, no key) or use --dumont-mode=record (real instances, needs VAST_API_KEY)"
         )

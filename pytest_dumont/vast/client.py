@@ -27,10 +27,10 @@ from pytest_dumont.errors import (
     redact,
     register_secret,
 )
+from pytest_dumont.vast import DEFAULT_API_URL as DEFAULT_API_URL
 from pytest_dumont.vast.models import Instance, Offer
 from pytest_dumont.vast.retry import DEFAULT_POLICY, RequestNotSent, RetryPolicy
 
-DEFAULT_API_URL = "https://console.vast.ai"
 LIST_PAGE_SIZE = 25  # the v1 list serves at most 25 rows a page
 
 

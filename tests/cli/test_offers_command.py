@@ -145,3 +145,14 @@ def test_progress_shows_on_a_terminal_only(emulator, dumont_env):
             os.close(follower)
     assert proc.returncode == 0
     assert b"searching offers for 1x RTX 4090" in shown
+
+
+@pytest.mark.parametrize("command", [["offers"], ["reap", "--label-prefix", "dumont-"], ["release", "--all"]])
+def test_every_command_that_calls_the_api_reads_its_url_and_key_file_as_the_plugin_does(run_dumont, tmp_path, command):
+    bad_url = run_dumont(*command, env={"VAST_API_KEY": "k", "VAST_URL": "ftp://x"})
+    assert bad_url.returncode == 2
+    assert "$VAST_URL='ftp://x': must be an http:// or https:// URL" in bad_url.stderr
+    missing = tmp_path / "no-such-key"
+    no_key_file = run_dumont(*command, "--dumont-api-key-file", str(missing))
+    assert no_key_file.returncode == 2
+    assert f"--dumont-api-key-file: cannot read {missing}: No such file or directory" in no_key_file.stderr

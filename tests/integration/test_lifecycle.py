@@ -60,6 +60,36 @@ def test_journey_provisions_runs_a_command_and_destroys(vast_emulator, session_k
     assert ready.record.billed_cost(ready.record.destroyed_at) > 0
 
 
+def test_each_command_is_a_phase_of_the_test_that_ran_it_failed_when_its_result_failed(
+    vast_emulator, session_key, tmp_path
+):
+    from invoke.exceptions import UnexpectedExit
+
+    from pytest_dumont.provisioning.timing import time_commands, user_phase
+
+    provisioner = provisioner_for(vast_emulator, session_key, tmp_path)
+    ready = provisioner.provision(rtx4090())
+    try:
+        record, clock = ready.record, provisioner.clock
+        hold = record.hand_over("t.py::test_a", clock.now())
+        connection = time_commands(ready.connection, record, clock)
+        connection.run("true", hide=True)
+        with user_phase(record, "mine", clock):
+            assert connection.run("exit 3", hide=True, warn=True).exited == 3
+        with pytest.raises(UnexpectedExit):
+            connection.run("exit 4", hide=True)
+        hold.close(clock.now())
+    finally:
+        provisioner.destroy(ready.record, ready.connection)
+    ours = [(p.name, p.kind, p.outcome, p.depth, p.test) for p in record.phases if p.kind != "provision"]
+    assert ours == [
+        ("$ true", "command", "passed", 0, "t.py::test_a"),
+        ("$ exit 3", "command", "failed", 1, "t.py::test_a"),
+        ("mine", "user", "passed", 0, "t.py::test_a"),
+        ("$ exit 4", "command", "failed", 0, "t.py::test_a"),
+    ]
+
+
 def test_destroy_is_idempotent(vast_emulator, session_key, tmp_path):
     provisioner = provisioner_for(vast_emulator, session_key, tmp_path)
     ready = provisioner.provision(rtx4090())
@@ -98,6 +128,13 @@ def test_an_instance_that_will_not_boot_is_destroyed_before_the_next_is_created(
         assert first["offer_id"] != second["offer_id"]
         failed = provisioner.ledger.records()[0]
         assert "will not boot" in (failed.failure or "")
+        # Its phases: the search and the create stamped with its id, the failed wait, the destroy that followed.
+        assert [(p.name, p.outcome, p.instance_id) for p in failed.phases] == [
+            ("search", "passed", failed.instance_id),
+            ("create", "passed", failed.instance_id),
+            ("wait_running", "failed", failed.instance_id),
+            ("destroy", "passed", failed.instance_id),
+        ]
     finally:
         provisioner.destroy(ready.record, ready.connection)
 

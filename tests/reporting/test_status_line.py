@@ -35,3 +35,10 @@ def test_in_a_log_each_status_is_one_line_however_often_it_is_polled():
         "dumont: instance 29441924 loading after 0.4 s",
         "dumont: instance 29441924 running after 3.0 s",
     ]
+
+
+def test_a_gpu_test_waiting_for_its_instance_sees_the_boot_status(pytester):
+    pytester.makepyfile("def test_a(vast_gpu):\n    pass\n")
+    result = pytester.runpytest("--dumont-mode=emulator", "--dumont-prewarm=off", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dumont: instance * running after * s"])

@@ -28,7 +28,7 @@ NO_KEY = (
 )
 
 # the plugin's offer filters this command takes (with the API's URL and key file), by OptionSpec name
-FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk")
+FILTER_OPTIONS = ("gpu", "max-dph", "min-disk", "min-reliability", "disk", "bid")
 
 
 def _typed(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         min_disk_gb=values["min-disk"],
         min_reliability=values["min-reliability"],
         disk_gb=values["disk"],
+        bid=values["bid"],
     )
     client = VastClient(url, key.reveal())
     error: DumontError | None = None

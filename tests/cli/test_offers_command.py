@@ -57,6 +57,17 @@ def test_the_plugins_flags_filter_as_they_do_in_pytest(emulator, run_dumont):
     assert len(json.loads(stricter.stdout)["offers"]) < len(offers)
 
 
+def test_a_bid_lists_interruptible_offers_as_a_session_would_rent_them(emulator, run_dumont):
+    done = run_dumont("offers", "--json", "--limit", "100", "--dumont-bid", "0.12", env=emulator.environ())
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    expected = find_offers(VastClient(emulator.url, emulator.api_key), OfferFilters(bid=0.12))
+    assert [o["id"] for o in doc["offers"]] == [o.id for o in expected]
+    on_demand = find_offers(VastClient(emulator.url, emulator.api_key), OfferFilters())
+    assert {o.id for o in expected} != {o.id for o in on_demand}  # the bid leaves out offers asking more
+    assert "interruptible at a bid of $0.12/h" in doc["filters"]
+
+
 def test_the_url_comes_from_the_flag_over_vast_url(emulator, run_dumont):
     env = {**emulator.environ(), "VAST_URL": "http://127.0.0.1:9"}  # nothing listens there
     done = run_dumont("offers", "--dumont-api-url", emulator.url, env=env)

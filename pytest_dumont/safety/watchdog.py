@@ -30,6 +30,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,11 @@ ACK_TIMEOUT_S = 10.0
 
 
 class WatchdogLink:
-    """pytest's end of the pipe to its watchdog: every message waits for the watchdog's acknowledgement."""
+    """pytest's end of the pipe to its watchdog: every message waits for the watchdog's acknowledgement.
+
+    Thread-safe: instances rented at once (``--dumont-remote-instances``) register from their own threads, and each
+    message and its answer are one exchange.
+    """
 
     def __init__(self, proc: subprocess.Popen[bytes], pid: int, log_path: Path | None) -> None:
         self._proc = proc
@@ -57,6 +62,7 @@ class WatchdogLink:
         self._closed = False
         self._ready = False  # READY received (``confirm``)
         self._spawn_error: OSError | None = None
+        self._lock = threading.RLock()  # one exchange (a message, its answer) at a time
 
     def __repr__(self) -> str:
         return f"WatchdogLink(pid={self.pid})"
@@ -114,6 +120,10 @@ class WatchdogLink:
 
     def confirm(self, ready_timeout: float | None = None) -> WatchdogLink:
         """Wait for the READY of a spawned watchdog (at once if it came already); raises ``WatchdogError``."""
+        with self._lock:
+            return self._confirm(ready_timeout)
+
+    def _confirm(self, ready_timeout: float | None) -> WatchdogLink:
         if self._ready:
             return self
         ready_timeout = READY_TIMEOUT_S if ready_timeout is None else ready_timeout
@@ -158,6 +168,10 @@ class WatchdogLink:
             self._abandon()
 
     def _send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._exchange(message)
+
+    def _exchange(self, message: dict[str, Any]) -> None:
         if self._closed:
             raise WatchdogError("the watchdog link is closed")
         self.confirm()
@@ -214,6 +228,7 @@ class WatchdogWatcher:
         self._spawn = spawn
         self._launched: WatchdogLink | None = None
         self.link: WatchdogLink | None = None
+        self._lock = threading.Lock()  # creates on several threads: one watchdog, confirmed once
 
     def launch(self) -> None:
         """Start the process now, without waiting for it; a failure here is retried, and raised, at ``expecting``."""
@@ -222,9 +237,10 @@ class WatchdogWatcher:
                 self._launched = self._spawn()
 
     def expecting(self, label: str, offer: Offer) -> None:
-        if self.link is None:
-            launched, self._launched = self._launched, None
-            self.link = (launched or self._spawn()).confirm()  # raises WatchdogError: then nothing is created
+        with self._lock:
+            if self.link is None:
+                launched, self._launched = self._launched, None
+                self.link = (launched or self._spawn()).confirm()  # raises WatchdogError: then nothing is created
 
     def created(self, record: InstanceRecord) -> None:
         assert self.link is not None

@@ -1,8 +1,8 @@
-"""What pytest-xdist needs to reach the instance: an ssh config of the session, ``--tx`` specs, and worker args.
+"""What pytest-xdist needs to reach the instances: an ssh config of the session, ``--tx`` specs, and worker args.
 
 execnet's ssh gateway runs the OpenSSH client: ``ssh -C -F CONFIG HOST 'PYTHON -c "<bootstrap>"'`` and speaks
-over its stdin and stdout. The config written here pins everything to the session: the instance's address and port,
-the session's private key only (``IdentitiesOnly``), the session's own ``known_hosts`` (recorded when the
+over its stdin and stdout. The config written here pins everything to the session: one ``Host`` per instance with
+its address and port, the session's private key only (``IdentitiesOnly``), the session's own ``known_hosts`` (recorded when the
 provisioning first connected; ``StrictHostKeyChecking yes``), no agent, no user config (``-F`` replaces it).
 """
 
@@ -39,12 +39,23 @@ def _quote_config(value: str) -> str:
     return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
-def write_ssh_config(path: Path, host: str, port: int, key: Path, known_hosts: Path) -> None:
-    """Write the session's ssh config (0600, in the session's 0700 directory)."""
-    lines = [
-        f"Host {HOST_ALIAS}",
-        f"  HostName {host}",
-        f"  Port {port}",
+def host_alias(index: int) -> str:
+    """The ssh config's name for the session's ``index``-th instance (0-based): ``dumont-remote``, ``-2``, ..."""
+    return HOST_ALIAS if index == 0 else f"{HOST_ALIAS}-{index + 1}"
+
+
+def write_ssh_config(path: Path, hosts: Sequence[tuple[str, int]], key: Path, known_hosts: Path) -> None:
+    """Write the session's ssh config (0600, in the session's 0700 directory): one ``Host`` per instance."""
+    lines: list[str] = []
+    for index, (host, port) in enumerate(hosts):
+        lines += [f"Host {host_alias(index)}", f"  HostName {host}", f"  Port {port}", *_host_options(key, known_hosts)]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(lines))
+
+
+def _host_options(key: Path, known_hosts: Path) -> list[str]:
+    return [
         "  User root",
         f"  IdentityFile {_quote_config(str(key))}",
         "  IdentitiesOnly yes",
@@ -63,14 +74,11 @@ def write_ssh_config(path: Path, host: str, port: int, key: Path, known_hosts: P
         "  LogLevel ERROR",
         "",
     ]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write("\n".join(lines))
 
 
-def tx_specs(ssh_config: Path, python: str, remote_dir: str, workers: int) -> list[str]:
-    """One execnet spec per worker process on the instance."""
-    spec = f"ssh_config={ssh_config}//ssh={HOST_ALIAS}//python={python}//chdir={remote_dir}"
+def tx_specs(ssh_config: Path, python: str, remote_dir: str, workers: int, alias: str = HOST_ALIAS) -> list[str]:
+    """One execnet spec per worker process on the instance ``alias`` names in the ssh config."""
+    spec = f"ssh_config={ssh_config}//ssh={alias}//python={python}//chdir={remote_dir}"
     return [spec] * workers
 
 

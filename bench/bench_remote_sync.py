@@ -142,7 +142,9 @@ def pytest_sessionfinish(session):
     run = config.stash[REMOTE_KEY]
     command = f"cd {run.remote_dir} && .dumont-venv/bin/python -m pytest -q -p no:cacheprovider"
     started = time.perf_counter()
-    done = subprocess.run(["ssh", "-F", str(run.directory / "ssh_config"), "dumont-remote", command],
+    # A fresh connection, as a person's one SSH command makes (not the workers' master connection).
+    ssh = ["ssh", "-F", str(run.directory / "ssh_config"), "-o", "ControlPath=none", "dumont-remote"]
+    done = subprocess.run([*ssh, command],
                           capture_output=True, text=True)
     direct = time.perf_counter() - started
     out = config.rootpath.parent / "timing.json"

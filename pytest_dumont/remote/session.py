@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -118,6 +119,8 @@ class RemoteRun:
         self.started: dict[str, float] = {}  # running tests: nodeid -> when the controller heard it start
         self.running_on: dict[str, ReadyInstance] = {}  # running tests: nodeid -> its instance, once a report said
         self._hosts: dict[str, ReadyInstance] = {}  # ssh config host alias -> instance
+        self.ssh_config = self.directory / "ssh_config"
+        self._masters: list[subprocess.Popen[bytes]] = []  # one SSH connection per instance, for its workers
         self.numbers: dict[str, dict[str, Any]] = {}  # a test's numbers, from its call report to its teardown's
         self._stack = ExitStack()
         self._lock = threading.Lock()
@@ -160,6 +163,9 @@ class RemoteRun:
             background.cancellation.cancel()
         for background in self.background:
             background.cancel()
+        masters, self._masters = self._masters, []
+        for master in masters:
+            gateway.stop_master(master)
         try:
             stack.close()
         finally:
@@ -245,6 +251,7 @@ class RemoteRun:
             self._stop(f"--dumont-remote: no instance to run the tests on: {detail}")
         assert len(self.instances) == len(self.background), "a rental ended without an instance or an error"
         self._sync()
+        self._connect_workers()
         self._set_up()
         self._point_xdist()
         self._deadlines.start()
@@ -319,11 +326,21 @@ class RemoteRun:
             on = f" on instance {ready.id}" if len(results) > 1 else ""
             self._write(f"dumont remote: setup done in {result.seconds:.1f} s{on}")
 
-    def _point_xdist(self) -> None:
+    def _connect_workers(self) -> None:
+        """Write the ssh config, and open each instance's master connection while the setup runs."""
         key = self.pool.provisioner.ssh_key.private_path
-        ssh_config = self.directory / "ssh_config"
         hosts = [(ready.target.host, ready.target.port) for ready in self.instances]
-        gateway.write_ssh_config(ssh_config, hosts, key, self.pool.provisioner.known_hosts)
+        gateway.write_ssh_config(self.ssh_config, hosts, key, self.pool.provisioner.known_hosts, self.directory)
+        with self._lock:
+            if self._closed.is_set():
+                return
+            for index in range(len(self.instances)):
+                master = gateway.start_master(self.ssh_config, index)
+                if master is not None:
+                    self._masters.append(master)
+
+    def _point_xdist(self) -> None:
+        ssh_config = self.ssh_config
         python = environment.remote_python(self.remote_dir, self.settings.remote_python)
         specs: list[str] = []
         for index, ready in enumerate(self.instances):

@@ -110,6 +110,11 @@ import pytest
 
 STARTED = []
 MARKS = {}
+CPU = {}  # CPU seconds from the first report to the last: the controller's main thread, its process, a worker's
+
+def _cpu(key):
+    CPU.setdefault(key + " first", (time.thread_time(), time.process_time()))
+    CPU[key + " last"] = (time.thread_time(), time.process_time())
 
 def pytest_xdist_setupnodes(config, specs):
     STARTED.append(time.perf_counter())  # setup is done: the first gateway is about to be made
@@ -124,6 +129,12 @@ def pytest_runtest_logreport(report):
     if hasattr(report, "node"):
         MARKS.setdefault("first report", time.perf_counter() - STARTED[0])
         MARKS["last report"] = time.perf_counter() - STARTED[0]
+        _cpu("controller")
+    else:  # on the worker, which sends its figures with its end
+        _cpu("worker")
+
+def pytest_testnodedown(node, error):
+    CPU.update((getattr(node, "workeroutput", None) or {}).get("bench_cpu", {}))
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
@@ -137,6 +148,7 @@ def pytest_runtestloop(session):
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workerinput"):
+        config.workeroutput["bench_cpu"] = CPU
         return (yield)
     from pytest_dumont.remote.session import REMOTE_KEY
     run = config.stash[REMOTE_KEY]
@@ -148,7 +160,8 @@ def pytest_sessionfinish(session):
                           capture_output=True, text=True)
     direct = time.perf_counter() - started
     out = config.rootpath.parent / "timing.json"
-    figures = {"gateway": config._bench_gateway, "marks": MARKS, "direct": direct, "tail": done.stdout[-200:]}
+    figures = {"gateway": config._bench_gateway, "marks": MARKS, "direct": direct, "cpu": CPU}
+    figures["tail"] = done.stdout[-200:]
     out.write_text(json.dumps(figures))
     return (yield)
 """
@@ -180,6 +193,16 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
     print(f"the same run directly by pytest over one SSH command: {direct_s:.2f} s ({timing['tail'].strip()})")
     print(f"ratio gateway / direct: {gateway_s / direct_s:.2f}")
     print("gateway milestones (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing["marks"].items()))
+    cpu = timing["cpu"]
+
+    def per_test(side: str, which: int) -> float:
+        return (cpu[f"{side} last"][which] - cpu[f"{side} first"][which]) / count * 1000
+
+    print(
+        f"CPU per test, first report to last: controller main thread {per_test('controller', 0):.2f} ms (every "
+        f"report hook), controller process {per_test('controller', 1):.2f} ms (with execnet's receiver and, here, "
+        f"the emulator's SSH server), worker {per_test('worker', 1):.2f} ms"
+    )
 
 
 def main() -> None:

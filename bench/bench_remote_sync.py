@@ -9,7 +9,11 @@ Two figures, measured side by side in one run:
    from the first SSH use after setup to the results in hand: the gateway's figure is the test session's wall time
    minus provisioning, sync and setup as the JSON report gives them. The target ratio is at most 1.3.
 
-Usage: ``python bench/bench_remote_sync.py [--mb 50] [--files 2000] [--tests 100]``. Nothing is asserted.
+``--emulator-apart``: the gateway run uses the bench's emulator (its SSH servers in this process) instead of
+starting one inside the controller's process, where it relays every worker message on the controller's CPU.
+
+Usage: ``python bench/bench_remote_sync.py [--mb 50] [--files 2000] [--tests 100] [--emulator-apart]``. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -167,7 +171,7 @@ def pytest_sessionfinish(session):
 """
 
 
-def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
+def bench_tests(emulator: Emulator, workdir: Path, count: int, apart: bool = False) -> None:
     project = workdir / "project"
     (project / "tests").mkdir(parents=True)
     (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
@@ -183,6 +187,12 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
         *("--dumont-mode=emulator", "--dumont-remote", "--dumont-remote-setup", SETUP),
     ]
     env = {**os.environ, "PYTHONPATH": str(workdir / "plugin")}
+    if apart:  # this process's emulator: its SSH servers are not in the controller's process, as on Vast
+        command.append(f"--dumont-api-url={emulator.url}")
+        state = workdir / "state"
+        env.update(VAST_API_KEY=emulator.api_key, XDG_STATE_HOME=str(state), DUMONT_LEDGER=str(state / "ledger.json"))
+    where = "in a process of its own" if apart else "in the controller's process"
+    print(f"the emulator runs {where}")
     done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-3000:])
@@ -200,8 +210,8 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
 
     print(
         f"CPU per test, first report to last: controller main thread {per_test('controller', 0):.2f} ms (every "
-        f"report hook), controller process {per_test('controller', 1):.2f} ms (with execnet's receiver and, here, "
-        f"the emulator's SSH server), worker {per_test('worker', 1):.2f} ms"
+        f"report hook), controller process {per_test('controller', 1):.2f} ms (with execnet's receiver"
+        f"{'' if apart else ' and the emulator' + chr(39) + 's SSH server'}), worker {per_test('worker', 1):.2f} ms"
     )
 
 
@@ -210,11 +220,16 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--tests", type=int, default=100)
+    parser.add_argument(
+        "--emulator-apart",
+        action="store_true",
+        help="the gateway run uses this process's emulator, not one in the controller's process (closer to Vast)",
+    )
     args = parser.parse_args()
     gateway.require_ssh_client()
     with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="dumont-bench-remote-") as tmp:
         bench_sync(emulator, Path(tmp), args.mb, args.files)
-        bench_tests(emulator, Path(tmp), args.tests)
+        bench_tests(emulator, Path(tmp), args.tests, args.emulator_apart)
 
 
 if __name__ == "__main__":

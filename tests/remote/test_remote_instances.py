@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import VENDOR_SETUP, finish
+from conftest import VENDOR_SETUP, finish, wait_for
 from pytest_dumont.emulator.world import FIRST_INSTANCE_ID
 
 # Each test says which instance ran it: the emulator gives every instance its id in CONTAINER_ID, as Vast does.
@@ -111,3 +111,44 @@ def test_a_failed_rental_cancels_the_others_and_says_so(project: Path, remote_py
     assert "(renting 2 instances; every one rented was destroyed)" in output
     assert emulator.world.live_ids() == []
     assert all(row["destroyed"] for row in emulator.world.history())
+
+
+WAIT_ON_EACH = """
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_waits(n):
+    Path(f"started-{n}").touch()
+    time.sleep(300)
+"""
+
+
+def test_a_lost_instance_names_itself_and_its_tests_and_every_instance_is_destroyed(project: Path, remote_pytest):
+    (project / "tests" / "test_on_instance.py").unlink()
+    (project / "tests" / "test_waits.py").write_text(WAIT_ON_EACH)
+    inner, emulator = remote_pytest(project, "-p", "no:cacheprovider", "--dumont-remote-instances=2")
+
+    def started_on(instance_id: int) -> str | None:
+        tree = emulator.world.host(instance_id).sandbox.workspace / "dumont-remote" / project.name
+        found = sorted(tree.glob("started-*")) if tree.exists() else []
+        return found[0].name.split("-")[1] if found else None
+
+    def both_started() -> bool:
+        live = emulator.world.live_ids()
+        return inner.poll() is not None or (len(live) == 2 and all(started_on(i) for i in live))
+
+    wait_for(both_started, what="a test to start on each instance")
+    assert inner.poll() is None, finish(inner)
+    lost, other = sorted(emulator.world.live_ids())
+    running_there = f"tests/test_waits.py::test_waits[{started_on(lost)}]"
+    emulator.world.host(lost).close()  # that machine stops answering SSH; the other goes on
+    output = finish(inner, timeout=120)
+    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert f"lost the connection to instance {lost} (dumont-" in output, output
+    assert f"(tests running then: {running_there})" in output, output
+    assert f"every instance ({lost}, {other}) was destroyed" in output
+    every_instance_destroyed(emulator, 2)

@@ -9,7 +9,11 @@ Two figures, measured side by side in one run:
    from the first SSH use after setup to the results in hand: the gateway's figure is the test session's wall time
    minus provisioning, sync and setup as the JSON report gives them. The target ratio is at most 1.3.
 
-Usage: ``python bench/bench_remote_sync.py [--mb 50] [--files 2000] [--tests 100]``. Nothing is asserted.
+``--emulator-apart``: the gateway run uses the bench's emulator (its SSH servers in this process) instead of
+starting one inside the controller's process, where it relays every worker message on the controller's CPU.
+
+Usage: ``python bench/bench_remote_sync.py [--mb 50] [--files 2000] [--tests 100] [--emulator-apart]``. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ import pytest
 
 STARTED = []
 MARKS = {}
+CPU = {}  # CPU seconds from the first report to the last: the controller's main thread, its process, a worker's
+
+def _cpu(key):
+    CPU.setdefault(key + " first", (time.thread_time(), time.process_time()))
+    CPU[key + " last"] = (time.thread_time(), time.process_time())
 
 def pytest_xdist_setupnodes(config, specs):
     STARTED.append(time.perf_counter())  # setup is done: the first gateway is about to be made
@@ -124,6 +133,12 @@ def pytest_runtest_logreport(report):
     if hasattr(report, "node"):
         MARKS.setdefault("first report", time.perf_counter() - STARTED[0])
         MARKS["last report"] = time.perf_counter() - STARTED[0]
+        _cpu("controller")
+    else:  # on the worker, which sends its figures with its end
+        _cpu("worker")
+
+def pytest_testnodedown(node, error):
+    CPU.update((getattr(node, "workeroutput", None) or {}).get("bench_cpu", {}))
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
@@ -137,22 +152,26 @@ def pytest_runtestloop(session):
 def pytest_sessionfinish(session):
     config = session.config
     if hasattr(config, "workerinput"):
+        config.workeroutput["bench_cpu"] = CPU
         return (yield)
     from pytest_dumont.remote.session import REMOTE_KEY
     run = config.stash[REMOTE_KEY]
     command = f"cd {run.remote_dir} && .dumont-venv/bin/python -m pytest -q -p no:cacheprovider"
     started = time.perf_counter()
-    done = subprocess.run(["ssh", "-F", str(run.directory / "ssh_config"), "dumont-remote", command],
+    # A fresh connection, as a person's one SSH command makes (not the workers' master connection).
+    ssh = ["ssh", "-F", str(run.directory / "ssh_config"), "-o", "ControlPath=none", "dumont-remote"]
+    done = subprocess.run([*ssh, command],
                           capture_output=True, text=True)
     direct = time.perf_counter() - started
     out = config.rootpath.parent / "timing.json"
-    figures = {"gateway": config._bench_gateway, "marks": MARKS, "direct": direct, "tail": done.stdout[-200:]}
+    figures = {"gateway": config._bench_gateway, "marks": MARKS, "direct": direct, "cpu": CPU}
+    figures["tail"] = done.stdout[-200:]
     out.write_text(json.dumps(figures))
     return (yield)
 """
 
 
-def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
+def bench_tests(emulator: Emulator, workdir: Path, count: int, apart: bool = False) -> None:
     project = workdir / "project"
     (project / "tests").mkdir(parents=True)
     (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
@@ -168,6 +187,12 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
         *("--dumont-mode=emulator", "--dumont-remote", "--dumont-remote-setup", SETUP),
     ]
     env = {**os.environ, "PYTHONPATH": str(workdir / "plugin")}
+    if apart:  # this process's emulator: its SSH servers are not in the controller's process, as on Vast
+        command.append(f"--dumont-api-url={emulator.url}")
+        state = workdir / "state"
+        env.update(VAST_API_KEY=emulator.api_key, XDG_STATE_HOME=str(state), DUMONT_LEDGER=str(state / "ledger.json"))
+    where = "in a process of its own" if apart else "in the controller's process"
+    print(f"the emulator runs {where}")
     done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-3000:])
@@ -178,6 +203,16 @@ def bench_tests(emulator: Emulator, workdir: Path, count: int) -> None:
     print(f"the same run directly by pytest over one SSH command: {direct_s:.2f} s ({timing['tail'].strip()})")
     print(f"ratio gateway / direct: {gateway_s / direct_s:.2f}")
     print("gateway milestones (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing["marks"].items()))
+    cpu = timing["cpu"]
+
+    def per_test(side: str, which: int) -> float:
+        return (cpu[f"{side} last"][which] - cpu[f"{side} first"][which]) / count * 1000
+
+    print(
+        f"CPU per test, first report to last: controller main thread {per_test('controller', 0):.2f} ms (every "
+        f"report hook), controller process {per_test('controller', 1):.2f} ms (with execnet's receiver"
+        f"{'' if apart else ' and the emulator' + chr(39) + 's SSH server'}), worker {per_test('worker', 1):.2f} ms"
+    )
 
 
 def main() -> None:
@@ -185,11 +220,16 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--tests", type=int, default=100)
+    parser.add_argument(
+        "--emulator-apart",
+        action="store_true",
+        help="the gateway run uses this process's emulator, not one in the controller's process (closer to Vast)",
+    )
     args = parser.parse_args()
     gateway.require_ssh_client()
     with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="dumont-bench-remote-") as tmp:
         bench_sync(emulator, Path(tmp), args.mb, args.files)
-        bench_tests(emulator, Path(tmp), args.tests)
+        bench_tests(emulator, Path(tmp), args.tests, args.emulator_apart)
 
 
 if __name__ == "__main__":

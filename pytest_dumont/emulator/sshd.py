@@ -167,6 +167,11 @@ class InstanceSSH:
         """Whether the server accepts connections."""
         return self._acceptor is not None
 
+    @property
+    def connection_count(self) -> int:
+        """SSH connections open now: how many a client holds (tests check that workers share one)."""
+        return len(self._connections)
+
     def authorize(self, public_key: str) -> None:
         """Let the holder of ``public_key`` (one OpenSSH line) log in as root on new connections."""
         text = public_key.strip()

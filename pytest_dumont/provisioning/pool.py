@@ -24,6 +24,7 @@ class InstancePool:
         self._lock = threading.Lock()
         self._ready: dict[ProvisionRequest, ReadyInstance] = {}
         self._failed: dict[ProvisionRequest, DumontError] = {}
+        self._more: list[tuple[ProvisionRequest, ReadyInstance]] = []  # further instances of a request (remote runs)
 
     def acquire(self, request: ProvisionRequest) -> ReadyInstance:
         """The instance for ``request``, provisioning it on first use."""
@@ -57,16 +58,18 @@ class InstancePool:
         """Take what a background thread provisioned (or why it failed) for ``request``, as if ``acquire`` had.
 
         Prewarming provisions outside the pool's lock, so that an interrupted session can close the pool at once.
+        A second instance for the same request (``--dumont-remote-instances``) is the pool's too: ``acquire`` hands
+        out the first, ``close`` destroys them all.
         """
         with self._lock:
             if isinstance(outcome, DumontError):
                 self._failed.setdefault(request, outcome)
-            else:
-                self._ready.setdefault(request, outcome)
+            elif self._ready.setdefault(request, outcome) is not outcome:
+                self._more.append((request, outcome))
 
     def instances(self) -> list[ReadyInstance]:
         with self._lock:
-            return list(self._ready.values())
+            return [*self._ready.values(), *(instance for _, instance in self._more)]
 
     def evict(self, instance: ReadyInstance) -> None:
         """Destroy ``instance`` now (a test overran, the budget ran out); the next test asking alike gets a new one.
@@ -83,7 +86,7 @@ class InstancePool:
         """
         errors: list[TeardownError] = []
         with self._lock:
-            ready, self._ready = list(self._ready.items()), {}
+            ready, self._ready, self._more = [*self._ready.items(), *self._more], {}, []
         for request, instance in ready:
             if instance.id in self.provisioner.kept:
                 continue

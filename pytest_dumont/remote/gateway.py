@@ -1,9 +1,14 @@
-"""What pytest-xdist needs to reach the instance: an ssh config of the session, ``--tx`` specs, and worker args.
+"""What pytest-xdist needs to reach the instances: an ssh config of the session, ``--tx`` specs, and worker args.
 
 execnet's ssh gateway runs the OpenSSH client: ``ssh -C -F CONFIG HOST 'PYTHON -c "<bootstrap>"'`` and speaks
-over its stdin and stdout. The config written here pins everything to the session: the instance's address and port,
-the session's private key only (``IdentitiesOnly``), the session's own ``known_hosts`` (recorded when the
-provisioning first connected; ``StrictHostKeyChecking yes``), no agent, no user config (``-F`` replaces it).
+over its stdin and stdout. The config written here pins everything to the session: one ``Host`` per instance with
+its address and port, the session's private key only (``IdentitiesOnly``), the session's own ``known_hosts``
+(recorded when the provisioning first connected; ``StrictHostKeyChecking yes``), no agent, no user config (``-F``
+replaces it).
+
+On a POSIX runner each host also has a ``ControlPath`` in the session's directory: ``start_master`` opens one SSH
+connection per instance while the setup runs, and the workers' ssh clients open their sessions over it instead of
+making a connection (key exchange, authentication) each. Without it (not started, or gone) they connect directly.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -39,12 +45,33 @@ def _quote_config(value: str) -> str:
     return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
-def write_ssh_config(path: Path, host: str, port: int, key: Path, known_hosts: Path) -> None:
-    """Write the session's ssh config (0600, in the session's 0700 directory)."""
-    lines = [
-        f"Host {HOST_ALIAS}",
-        f"  HostName {host}",
-        f"  Port {port}",
+def host_alias(index: int) -> str:
+    """The ssh config's name for the session's ``index``-th instance (0-based): ``dumont-remote``, ``-2``, ..."""
+    return HOST_ALIAS if index == 0 else f"{HOST_ALIAS}-{index + 1}"
+
+
+def control_path(directory: Path, index: int) -> Path:
+    """The socket of the ``index``-th instance's master connection (short: a socket path has about 100 bytes)."""
+    return directory / f"mux-{index}"
+
+
+def write_ssh_config(
+    path: Path, hosts: Sequence[tuple[str, int]], key: Path, known_hosts: Path, control_dir: Path | None = None
+) -> None:
+    """Write the session's ssh config (0600, in the session's 0700 directory): one ``Host`` per instance."""
+    lines: list[str] = []
+    for index, (host, port) in enumerate(hosts):
+        lines += [f"Host {host_alias(index)}", f"  HostName {host}", f"  Port {port}"]
+        if control_dir is not None:
+            lines.append(f"  ControlPath {_quote_config(str(control_path(control_dir, index)))}")
+        lines += _host_options(key, known_hosts)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write("\n".join(lines))
+
+
+def _host_options(key: Path, known_hosts: Path) -> list[str]:
+    return [
         "  User root",
         f"  IdentityFile {_quote_config(str(key))}",
         "  IdentitiesOnly yes",
@@ -63,14 +90,34 @@ def write_ssh_config(path: Path, host: str, port: int, key: Path, known_hosts: P
         "  LogLevel ERROR",
         "",
     ]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write("\n".join(lines))
 
 
-def tx_specs(ssh_config: Path, python: str, remote_dir: str, workers: int) -> list[str]:
-    """One execnet spec per worker process on the instance."""
-    spec = f"ssh_config={ssh_config}//ssh={HOST_ALIAS}//python={python}//chdir={remote_dir}"
+def start_master(ssh_config: Path, index: int) -> subprocess.Popen[bytes] | None:
+    """Open the ``index``-th instance's master connection in the background (OpenSSH's ``ControlMaster``).
+
+    It runs until the session terminates it; the workers started meanwhile connect directly. None where OpenSSH
+    has no connection sharing (Windows).
+    """
+    if os.name != "posix":
+        return None
+    command = ["ssh", "-F", str(ssh_config), "-N", "-o", "ControlMaster=yes", host_alias(index)]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_master(master: subprocess.Popen[bytes]) -> None:
+    """End a master connection (and with it any session still using it)."""
+    if master.poll() is None:
+        master.terminate()
+        try:
+            master.wait(5)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()
+
+
+def tx_specs(ssh_config: Path, python: str, remote_dir: str, workers: int, alias: str = HOST_ALIAS) -> list[str]:
+    """One execnet spec per worker process on the instance ``alias`` names in the ssh config."""
+    spec = f"ssh_config={ssh_config}//ssh={alias}//python={python}//chdir={remote_dir}"
     return [spec] * workers
 
 

@@ -261,15 +261,30 @@ def pytest_runtest_makereport(
     instance = getattr(item, "funcargs", {}).get("vast_gpu")
     if guard is None or instance is None or not guard.keep_on_failure:
         return report
-    if report.when == "call" and report.failed and instance.record.live:
-        guard.pool.provisioner.keep(instance.record)
-        guard.warnings.append(
-            f"KEPT instance {instance.id} ({instance.label}, ${instance.dph_total:.4f}/h) after {item.nodeid} "
-            "failed: IT IS STILL BILLING. The session key is gone: attach yours with "
-            f'`vastai attach ssh {instance.id} "$(cat ~/.ssh/id_ed25519.pub)"`; destroy it with '
-            f"`vastai destroy instance {instance.id}` or `dumont reap --include-kept`{guard.kept_note}"
-        )
+    if report.when == "call" and report.failed:
+        keep_after_failure(guard, instance, item.nodeid)
     return report
+
+
+def keep_after_failure(guard: SessionGuard, instance: Any, what: str, detail: str = "") -> str | None:
+    """Leave ``instance`` running after ``what`` failed (``--dumont-keep-on-failure``), saying how to reach and end it.
+
+    Once per instance; an instance destroyed meanwhile (max-minutes, budget) is not kept. ``detail`` says what the
+    person will find there. Returns the warning (also in the terminal summary) when the instance is kept now.
+    """
+    record = instance.record
+    provisioner = guard.pool.provisioner
+    if record.instance_id in provisioner.kept or not record.live:
+        return None
+    provisioner.keep(record)
+    warning = (
+        f"KEPT instance {instance.id} ({instance.label}, ${instance.dph_total:.4f}/h) after {what} "
+        f"failed: IT IS STILL BILLING.{detail} The session key is gone: attach yours with "
+        f'`vastai attach ssh {instance.id} "$(cat ~/.ssh/id_ed25519.pub)"`; destroy it with '
+        f"`vastai destroy instance {instance.id}` or `dumont reap --include-kept`{guard.kept_note}"
+    )
+    guard.warnings.append(warning)
+    return warning
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

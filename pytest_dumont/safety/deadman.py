@@ -169,7 +169,9 @@ class Renewer:
                 self._run(record, command)
                 self.renewals += 1
             except Exception as exc:
-                if record.live:  # destroyed meanwhile is not a problem
+                # Destroyed meanwhile is not a problem, nor is a destroy under way (its SSH goes first, and the
+                # confirmation that ends the record may take a few polls).
+                if record.live and getattr(record, "billing_ended_at", None) is None:
                     self.problems.append(
                         redact(f"could not renew the dead-man switch of instance {record.instance_id}: {exc}")
                     )

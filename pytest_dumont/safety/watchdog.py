@@ -48,7 +48,11 @@ ACK_TIMEOUT_S = 10.0
 
 
 class WatchdogLink:
-    """pytest's end of the pipe to its watchdog: every message waits for the watchdog's acknowledgement."""
+    """pytest's end of the pipe to its watchdog: every message waits for the watchdog's acknowledgement.
+
+    Thread-safe: instances rented at once (``--dumont-remote-instances``) register from their own threads, and each
+    message and its answer are one exchange.
+    """
 
     def __init__(self, proc: subprocess.Popen[bytes], pid: int, log_path: Path | None) -> None:
         self._proc = proc

@@ -199,6 +199,8 @@ def open_pool(config: pytest.Config, api: ApiEndpoint) -> Iterator[InstancePool]
         yield pool
     finally:
         try:
+            if safety.renewer is not None:  # everything is destroyed (or parked) next: a renewal would race it
+                safety.renewer.stop()
             if parking is not None:
                 parking.session_ending()  # the normal way out: not from atexit, where nothing is parked
             guard.run_cleanup()

@@ -459,6 +459,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("remote-workers", parse_positive_int, "1", "pytest-xdist worker processes on the instance", metavar="N"),
     OptionSpec(
+        "remote-instances",
+        parse_positive_int,
+        "1",
+        "instances --dumont-remote rents at once, each synced and set up, the tests spread over all of them",
+        env="DUMONT_REMOTE_INSTANCES",
+        metavar="N",
+    ),
+    OptionSpec(
         "reuse",
         parse_reuse,
         "no",
@@ -544,7 +552,8 @@ class Settings:
     remote_max_mb: float = 200.0
     remote_setup: str | None = None  # None: the default setup (a venv with the project, pytest, pytest-xdist)
     remote_python: str | None = None  # None: the default setup's venv
-    remote_workers: int = 1
+    remote_workers: int = 1  # per instance
+    remote_instances: int = 1
     reuse_min: float = 0.0  # 0: instances are destroyed at the end; else parked this many minutes
     reuse_clean: bool = False
     reuse_in_ci: bool = False
@@ -696,6 +705,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         remote_setup=values["remote-setup"][0],
         remote_python=values["remote-python"][0],
         remote_workers=values["remote-workers"][0],
+        remote_instances=values["remote-instances"][0],
         reuse_min=values["reuse"][0],
         reuse_clean=values["reuse-clean"][0],
         reuse_in_ci=values["reuse-in-ci"][0],

@@ -60,8 +60,18 @@ def _deliverable_sigint() -> None:
 
 
 @pytest.fixture
-def remote_pytest(make_emulator: Any) -> Iterator[Callable[..., Any]]:
-    """Start ``pytest --dumont-remote`` in ``cwd`` against a fresh emulator; returns (Popen, emulator)."""
+def private_state(tmp_path: Path) -> Path:
+    """The ledger file and the watchdog's logs of the runs a test starts, never the user's."""
+    return tmp_path / "state" / "pytest-dumont"
+
+
+@pytest.fixture
+def remote_pytest(make_emulator: Any, private_state: Path) -> Iterator[Callable[..., Any]]:
+    """Start ``pytest --dumont-remote`` in ``cwd`` against a fresh emulator; returns (Popen, emulator).
+
+    The emulator is at an explicit URL, as a real API is: the runs arm the ledger file and the watchdog, under
+    ``private_state``.
+    """
     started: list[subprocess.Popen[bytes]] = []
 
     def start(cwd: Path, *args: str, setup: str | None = VENDOR_SETUP, env: dict[str, str] | None = None) -> Any:
@@ -70,7 +80,13 @@ def remote_pytest(make_emulator: Any) -> Iterator[Callable[..., Any]]:
         argv += [f"--dumont-api-url={emulator.url}", "--dumont-poll-max=0.2"]
         if setup is not None:
             argv += ["--dumont-remote-setup", setup]
-        environ = {**os.environ, "VAST_API_KEY": emulator.api_key, **(env or {})}
+        environ = {
+            **os.environ,
+            "VAST_API_KEY": emulator.api_key,
+            "XDG_STATE_HOME": str(private_state.parent),
+            "DUMONT_LEDGER": str(private_state / "ledger.json"),
+            **(env or {}),
+        }
         inner = subprocess.Popen(
             [*argv, *args],
             cwd=cwd,

@@ -213,3 +213,41 @@ def test_the_default_setup_makes_a_venv_with_the_project_and_the_runners_pytest(
     assert "2 passed" in output
     assert "dumont remote: setup done in" in output
     destroyed_all(emulator)
+
+
+HOLDS = """
+import time
+from pathlib import Path
+
+
+def test_holds():
+    Path("test-started").touch()
+    give_up = time.monotonic() + 120
+    while not Path("release").exists():  # the outer test counts connections meanwhile, then releases it
+        assert time.monotonic() < give_up
+        time.sleep(0.02)
+"""
+
+
+def test_the_workers_share_one_ssh_connection_per_instance(project: Path, remote_pytest):
+    # Two workers: without the master connection each would make its own (key exchange, authentication).
+    (project / "tests" / "test_on_instance.py").unlink()
+    (project / "tests" / "test_holds.py").write_text(HOLDS)
+    inner, emulator = remote_pytest(project, "-p", "no:cacheprovider", "--dumont-remote-workers=2")
+
+    def started() -> bool:
+        tree = remote_tree(emulator, project.name)
+        return inner.poll() is not None or bool(tree and (tree / "test-started").exists())
+
+    wait_for(started, what="the test to start on the instance")
+    assert inner.poll() is None, finish(inner)
+    (instance_id,) = emulator.world.live_ids()
+    # The session's own connection (provisioning, sync, setup) and the workers' master connection.
+    assert emulator.world.host(instance_id).ssh.connection_count == 2
+    tree = remote_tree(emulator, project.name)
+    assert tree is not None
+    (tree / "release").touch()
+    output = finish(inner)
+    assert inner.returncode == 0, output
+    assert "1 passed" in output
+    destroyed_all(emulator)

@@ -19,7 +19,7 @@ API's own message is passed through ``redact`` before it is kept.
     │   ├── NoMatchingOffer           the search found nothing; says which filters ruled offers out
     │   ├── InstanceFailedToBoot      exited/offline/error status_msg, or the boot deadline passed
     │   ├── SSHNotReady               running, but SSH never answered within its deadline
-    │   ├── InstancePreempted         an interruptible instance was outbid, booting or held by a test (destroyed)
+    │   ├── InstancePreempted         an interruptible instance was outbid: booting, held by a test, stopped (destroyed)
     │   └── OffersExhausted           every offer tried failed; lists why each one did
     ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
     ├── HostKeyChanged                a host:port this session trusts presented another host key
@@ -174,18 +174,35 @@ class SSHNotReady(ProvisioningError):
 
 
 class InstancePreempted(ProvisioningError):
-    """Vast.ai stopped an interruptible instance for a higher bid, while it booted or while a test held it.
+    """Vast.ai took an interruptible instance for a higher bid: while it booted, while a test held it, or while it was
+    stopped (its start is then refused below the new minimum bid, ``refusal`` holds Vast's answer).
 
     The instance has been destroyed, and the session's pool never hands it to another test.
     """
 
-    def __init__(self, instance_id: int, bid: float, when: str, *, status: str, status_msg: str | None) -> None:
+    def __init__(
+        self,
+        instance_id: int,
+        bid: float,
+        when: str,
+        *,
+        status: str,
+        status_msg: str | None,
+        min_bid: float | None = None,
+        refusal: str | None = None,
+    ) -> None:
         self.bid = bid
-        said = f", status_msg {redact(status_msg)!r}" if status_msg else ""
+        self.min_bid = min_bid
+        if refusal is None:
+            said = f", status_msg {redact(status_msg)!r}" if status_msg else ""
+            how = f"Vast.ai stopped it for a higher bid (actual_status {status}, intended_status stopped{said})"
+        else:
+            how = f"a higher bid took its machine and Vast.ai refused to start it again ({redact(refusal)})"
+        floor = f"Its machine's minimum bid is now ${min_bid:.4f}/h: bid more" if min_bid is not None else "Bid more"
         super().__init__(
-            f"interruptible instance {instance_id} (bid ${bid:.4f}/h) was preempted {when}: Vast.ai stopped it for "
-            f"a higher bid (actual_status {status}, intended_status stopped{said}); it has been destroyed. Bid more "
-            "(dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that must not be interrupted",
+            f"interruptible instance {instance_id} (bid ${bid:.4f}/h) was preempted {when}: {how}; it has been "
+            f"destroyed. {floor} (dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that "
+            "must not be interrupted",
             instance_id=instance_id,
             last_status=status,
             status_msg=status_msg,

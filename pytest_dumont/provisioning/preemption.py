@@ -3,14 +3,15 @@
 An outbid instance goes to ``intended_status: stopped`` (and may still read ``loading`` or ``exited``: vast-api.md,
 statuses). The session never stops a ``vast_gpu`` instance, and the factory notes the stops it asks for, so an
 interruptible instance found meant to be stopped was preempted. It is then destroyed at once: it cannot run again
-below the new minimum bid, and its disk is still billed.
+below the new minimum bid, and its disk is still billed. One the factory stopped on purpose can be outbid while it is
+stopped: Vast.ai then refuses to start it, and that refusal is the same preemption.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_dumont.errors import DumontError, InstancePreempted
+from pytest_dumont.errors import DumontError, InstancePreempted, VastApiError
 
 if TYPE_CHECKING:
     from pytest_dumont.provisioning.provisioner import Provisioner
@@ -26,7 +27,12 @@ def is_preempted(record: InstanceRecord, instance: Instance) -> bool:
 def preempted_error(record: InstanceRecord, instance: Instance, when: str) -> InstancePreempted:
     assert record.bid is not None  # only interruptible instances are preempted
     return InstancePreempted(
-        record.instance_id, record.bid, when, status=instance.status, status_msg=instance.status_msg
+        record.instance_id,
+        record.bid,
+        when,
+        status=instance.status,
+        status_msg=instance.status_msg,
+        min_bid=instance.min_bid,
     )
 
 
@@ -45,6 +51,37 @@ def check_held(provisioner: Provisioner, record: InstanceRecord, when: str) -> I
     now = provisioner.clock.now()
     provisioner.observe(record, instance, now, now)
     error = preempted_error(record, instance, when)
+    record.failure = f"InstancePreempted: {error.message}"
+    provisioner.destroy(record)
+    return error
+
+
+def start_refused(provisioner: Provisioner, record: InstanceRecord, refusal: VastApiError) -> InstancePreempted | None:
+    """A start the API refused: for an interruptible instance outbid while it was stopped (``bid_too_low``, or its
+    machine's minimum bid now above the bid), the instance is destroyed (it cannot run again at its bid, and its disk
+    is still billed) and the error naming it returned; None for any other refusal, which the caller raises as it is."""
+    if record.bid is None:
+        return None
+    try:
+        instance = provisioner.client.show_instance(record.instance_id)
+    except DumontError:
+        instance = None  # the refusal's own code still tells
+    min_bid = instance.min_bid if instance is not None else None
+    if refusal.error != "bid_too_low" and (min_bid is None or min_bid <= record.bid):
+        return None
+    if instance is not None:
+        now = provisioner.clock.now()
+        provisioner.observe(record, instance, now, now)
+    said = f"{refusal.error}: {refusal.msg}" if refusal.msg else str(refusal.error or refusal.message)
+    error = InstancePreempted(
+        record.instance_id,
+        record.bid,
+        "while it was stopped",
+        status=instance.status if instance is not None else "unknown",
+        status_msg=instance.status_msg if instance is not None else None,
+        min_bid=min_bid,
+        refusal=said,
+    )
     record.failure = f"InstancePreempted: {error.message}"
     provisioner.destroy(record)
     return error

@@ -12,7 +12,8 @@ API's own message is passed through ``redact`` before it is kept.
     │   ├── OfferUnavailable          "no_such_ask" in a 400/404/410: the offer was taken
     │   ├── InstanceNotFound          "no_such_instance"/"not_found": the instance is gone
     │   ├── RateLimited               429, after the retries ran out
-    │   └── ServerError               5xx, after the retries ran out
+    │   ├── ServerError               5xx, after the retries ran out
+    │   └── CreateRefused             a create answered an error yet made an instance (``contract``): destroy it
     ├── VastConnectionError           no HTTP answer at all (refused, reset, timed out)
     │   └── RequestNotSent            the connection never opened: the server never saw the request
     ├── ProvisioningError             an instance could not be made ready (instance destroyed)
@@ -20,6 +21,7 @@ API's own message is passed through ``redact`` before it is kept.
     │   ├── InstanceFailedToBoot      exited/offline/error status_msg, or the boot deadline passed
     │   ├── SSHNotReady               running, but SSH never answered within its deadline
     │   ├── InstancePreempted         an interruptible instance was outbid: booting, held by a test, stopped (destroyed)
+    │   ├── BidTooLow                 a bid under its machine's minimum bid at create (the stopped instance destroyed)
     │   └── OffersExhausted           every offer tried failed; lists why each one did
     ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
     ├── HostKeyChanged                a host:port this session trusts presented another host key
@@ -132,6 +134,18 @@ class ServerError(VastApiError):
     """HTTP 5xx after the retry policy gave up."""
 
 
+class CreateRefused(VastApiError):
+    """A create answered ``success: false`` and still named a ``new_contract``: Vast made the instance anyway (a bid
+    below the minimum bid makes it stopped), and it bills its disk until someone destroys it."""
+
+    def __init__(
+        self, status: int, error: str | None, msg: str | None, *, contract: int, method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(status, error, msg, method=method, path=path)
+        self.contract = contract
+        self.args = (f"{self.args[0]}; instance {contract} was made anyway",)
+
+
 class VastConnectionError(DumontError):
     """No HTTP answer: connection refused or reset, or the request timed out."""
 
@@ -203,6 +217,39 @@ class InstancePreempted(ProvisioningError):
             f"interruptible instance {instance_id} (bid ${bid:.4f}/h) was preempted {when}: {how}; it has been "
             f"destroyed. {floor} (dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that "
             "must not be interrupted",
+            instance_id=instance_id,
+            last_status=status,
+            status_msg=status_msg,
+        )
+
+
+class BidTooLow(ProvisioningError):
+    """Vast.ai refused a create's bid, below its machine's minimum bid, and made the instance stopped; that instance
+    has been destroyed.
+
+    The search leaves out offers whose minimum bid is above the bid, so this one's rose between the search and the
+    create. The provisioner then tries the next offer: each is another machine, at or under the bid when searched.
+    """
+
+    def __init__(
+        self,
+        instance_id: int,
+        offer_id: int,
+        bid: float,
+        min_bid: float | None,
+        refusal: str,
+        *,
+        status: str | None = None,
+        status_msg: str | None = None,
+    ) -> None:
+        self.offer_id = offer_id
+        self.bid = bid
+        self.min_bid = min_bid
+        floor = f"${min_bid:.4f}/h" if min_bid is not None else "above it"
+        super().__init__(
+            f"Vast.ai refused the bid ${bid:.4f}/h for offer {offer_id}: its machine's minimum bid is now {floor}, "
+            f"raised by a higher bid after the search ({redact(refusal)}); the stopped instance {instance_id} it made "
+            "anyway has been destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid)",
             instance_id=instance_id,
             last_status=status,
             status_msg=status_msg,

@@ -4,19 +4,20 @@ An outbid instance goes to ``intended_status: stopped`` (and may still read ``lo
 statuses). The session never stops a ``vast_gpu`` instance, and the factory notes the stops it asks for, so an
 interruptible instance found meant to be stopped was preempted. It is then destroyed at once: it cannot run again
 below the new minimum bid, and its disk is still billed. One the factory stopped on purpose can be outbid while it is
-stopped: Vast.ai then refuses to start it, and that refusal is the same preemption.
+stopped: Vast.ai then refuses to start it, and that refusal is the same preemption. A bid already below the minimum
+at create is refused too, and Vast makes that instance stopped all the same: ``BidTooLow``, once it is destroyed.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_dumont.errors import DumontError, InstancePreempted, VastApiError
+from pytest_dumont.errors import BidTooLow, CreateRefused, DumontError, InstancePreempted, VastApiError
 
 if TYPE_CHECKING:
     from pytest_dumont.provisioning.provisioner import Provisioner
     from pytest_dumont.provisioning.records import InstanceRecord
-    from pytest_dumont.vast.models import Instance
+    from pytest_dumont.vast.models import Instance, Offer
 
 
 def is_preempted(record: InstanceRecord, instance: Instance) -> bool:
@@ -62,17 +63,10 @@ def start_refused(provisioner: Provisioner, record: InstanceRecord, refusal: Vas
     is still billed) and the error naming it returned; None for any other refusal, which the caller raises as it is."""
     if record.bid is None:
         return None
-    try:
-        instance = provisioner.client.show_instance(record.instance_id)
-    except DumontError:
-        instance = None  # the refusal's own code still tells
+    instance = _look(provisioner, record)
     min_bid = instance.min_bid if instance is not None else None
-    if refusal.error != "bid_too_low" and (min_bid is None or min_bid <= record.bid):
+    if not _bid_refused(refusal, record.bid, min_bid):
         return None
-    if instance is not None:
-        now = provisioner.clock.now()
-        provisioner.observe(record, instance, now, now)
-    said = f"{refusal.error}: {refusal.msg}" if refusal.msg else str(refusal.error or refusal.message)
     error = InstancePreempted(
         record.instance_id,
         record.bid,
@@ -80,8 +74,49 @@ def start_refused(provisioner: Provisioner, record: InstanceRecord, refusal: Vas
         status=instance.status if instance is not None else "unknown",
         status_msg=instance.status_msg if instance is not None else None,
         min_bid=min_bid,
-        refusal=said,
+        refusal=_said(refusal),
     )
     record.failure = f"InstancePreempted: {error.message}"
     provisioner.destroy(record)
     return error
+
+
+def create_refused(
+    provisioner: Provisioner, record: InstanceRecord, offer: Offer, refusal: CreateRefused
+) -> DumontError:
+    """The error for a create Vast refused yet made an instance for (its caller destroys that instance, then raises
+    it): ``BidTooLow`` for a bid below the machine's minimum, else the refusal itself."""
+    instance = _look(provisioner, record)
+    min_bid = instance.min_bid if instance is not None else None
+    if record.bid is None or not _bid_refused(refusal, record.bid, min_bid):
+        return refusal
+    return BidTooLow(
+        record.instance_id,
+        offer.id,
+        record.bid,
+        min_bid,
+        _said(refusal),
+        status=instance.status if instance is not None else None,
+        status_msg=instance.status_msg if instance is not None else None,
+    )
+
+
+def _look(provisioner: Provisioner, record: InstanceRecord) -> Instance | None:
+    """The instance as the API shows it now, its status noted in the timeline; None when the API cannot say."""
+    try:
+        instance = provisioner.client.show_instance(record.instance_id)
+    except DumontError:
+        return None  # the refusal's own error code still tells
+    if instance is not None:
+        now = provisioner.clock.now()
+        provisioner.observe(record, instance, now, now)
+    return instance
+
+
+def _bid_refused(refusal: VastApiError, bid: float, min_bid: float | None) -> bool:
+    """Refused for the bid: the emulator's error code, or (Vast's own code being unknown) a minimum above the bid."""
+    return refusal.error == "bid_too_low" or (min_bid is not None and min_bid > bid)
+
+
+def _said(refusal: VastApiError) -> str:
+    return f"{refusal.error}: {refusal.msg}" if refusal.msg else str(refusal.error or refusal.message)

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from pytest_dumont.emulator import Faults
+
 OUTBID = """
 import os
 
@@ -206,6 +208,51 @@ def test_a_factory_instance_outbid_while_stopped_is_named_at_its_start_and_destr
     entry = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == paused["id"])
     assert entry["failure"].startswith("InstancePreempted: interruptible instance")
     assert "outbid" in entry["timeline"][-1]["status_msg"]  # the stop Vast reported, seen before the destroy
+
+
+BIDDING = """
+import pytest
+
+@pytest.mark.dumont_offer(bid=0.2)
+def test_bidding(vast_gpu):
+    assert vast_gpu.ssh_port
+"""
+
+
+def test_a_bid_refused_at_create_destroys_the_stopped_instance_and_rents_the_next_offer(pytester, inner, vast_emulator):
+    vast_emulator.world.set_faults(Faults(create_faults=["outbid"]))  # a higher bid between search and create
+    pytester.makepyfile(test_bidding=BIDDING)
+    result = pytester.runpytest(*inner, "--dumont-json=dumont.json")
+    result.assert_outcomes(passed=1)
+    refused, rented = vast_emulator.world.history()
+    assert refused["destroyed"] and rented["destroyed"]
+    assert refused["offer_id"] != rented["offer_id"]
+    entry = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == refused["id"])
+    assert entry["failure"].startswith(
+        f"BidTooLow: Vast.ai refused the bid $0.2000/h for offer {refused['offer_id']}: its machine's minimum bid "
+        "is now $0.2510/h"
+    )
+    assert entry["cost"]["gpu_usd"] == 0  # it never ran
+
+
+def test_a_bid_refused_at_every_offer_tried_says_so_and_leaves_nothing_rented(pytester, inner, vast_emulator):
+    vast_emulator.world.set_faults(Faults(create_faults=["outbid"]))
+    pytester.makepyfile(test_bidding=BIDDING)
+    result = pytester.runpytest(*inner, "--dumont-offer-attempts=1")
+    result.assert_outcomes(errors=1)
+    (refused,) = vast_emulator.world.history()
+    result.stdout.fnmatch_lines(
+        [
+            "*OffersExhausted: gave up after 1 offer(s); every instance made was destroyed:",
+            f"*1. BidTooLow: Vast.ai refused the bid $0.2000/h for offer {refused['offer_id']}: its machine's minimum "
+            "bid is now $0.2510/h, raised by a higher bid after the search (bid_too_low: Your bid $0.2000/h is below "
+            f"the minimum bid $0.2510/h: the instance was created stopped.); the stopped instance {refused['id']} it "
+            "made anyway has been destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand "
+            "(no bid)",
+        ]
+    )
+    assert refused["destroyed"]
+    assert vast_emulator.world.live_ids() == []
 
 
 def test_a_bid_that_is_not_a_price_is_refused_before_anything_is_rented(pytester, inner, vast_emulator):

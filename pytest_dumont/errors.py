@@ -20,14 +20,16 @@ collection.
     │   ├── OfferUnavailable          "no_such_ask" in a 400/404/410: the offer was taken
     │   ├── InstanceNotFound          "no_such_instance"/"not_found": the instance is gone
     │   ├── RateLimited               429, after the retries ran out
-    │   └── ServerError               5xx, after the retries ran out
+    │   ├── ServerError               5xx, after the retries ran out
+    │   └── CreateRefused             a create answered an error yet made an instance (``contract``): destroy it
     ├── VastConnectionError           no HTTP answer at all (refused, reset, timed out)
     │   └── RequestNotSent            the connection never opened: the server never saw the request
     ├── ProvisioningError             an instance could not be made ready (instance destroyed)
     │   ├── NoMatchingOffer           the search found nothing; says which filters ruled offers out
     │   ├── InstanceFailedToBoot      exited/offline/error status_msg, or the boot deadline passed
     │   ├── SSHNotReady               running, but SSH never answered within its deadline
-    │   ├── InstancePreempted         an interruptible instance was outbid, booting or held by a test (destroyed)
+    │   ├── InstancePreempted         an interruptible instance was outbid: booting, held by a test, stopped (destroyed)
+    │   ├── BidTooLow                 a bid under its machine's minimum bid at create (the stopped instance destroyed)
     │   └── OffersExhausted           every offer tried failed; lists why each one did
     ├── SSHCommandError               a command on the instance failed (exit code, stderr tail)
     ├── HostKeyChanged                a host:port this session trusts presented another host key
@@ -141,6 +143,18 @@ class ServerError(VastApiError):
     """HTTP 5xx after the retry policy gave up."""
 
 
+class CreateRefused(VastApiError):
+    """A create answered ``success: false`` and still named a ``new_contract``: Vast made the instance anyway (a bid
+    below the minimum bid makes it stopped), and it bills its disk until someone destroys it."""
+
+    def __init__(
+        self, status: int, error: str | None, msg: str | None, *, contract: int, method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(status, error, msg, method=method, path=path)
+        self.contract = contract
+        self.args = (f"{self.args[0]}; instance {contract} was made anyway",)
+
+
 class VastConnectionError(DumontError):
     """No HTTP answer: connection refused or reset, or the request timed out."""
 
@@ -183,18 +197,68 @@ class SSHNotReady(ProvisioningError):
 
 
 class InstancePreempted(ProvisioningError):
-    """Vast.ai stopped an interruptible instance for a higher bid, while it booted or while a test held it.
+    """Vast.ai took an interruptible instance for a higher bid: while it booted, while a test held it, or while it was
+    stopped (its start is then refused below the new minimum bid, ``refusal`` holds Vast's answer).
 
     The instance has been destroyed, and the session's pool never hands it to another test.
     """
 
-    def __init__(self, instance_id: int, bid: float, when: str, *, status: str, status_msg: str | None) -> None:
+    def __init__(
+        self,
+        instance_id: int,
+        bid: float,
+        when: str,
+        *,
+        status: str,
+        status_msg: str | None,
+        min_bid: float | None = None,
+        refusal: str | None = None,
+    ) -> None:
         self.bid = bid
-        said = f", status_msg {redact(status_msg)!r}" if status_msg else ""
+        self.min_bid = min_bid
+        if refusal is None:
+            said = f", status_msg {redact(status_msg)!r}" if status_msg else ""
+            how = f"Vast.ai stopped it for a higher bid (actual_status {status}, intended_status stopped{said})"
+        else:
+            how = f"a higher bid took its machine and Vast.ai refused to start it again ({redact(refusal)})"
+        floor = f"Its machine's minimum bid is now ${min_bid:.4f}/h: bid more" if min_bid is not None else "Bid more"
         super().__init__(
-            f"interruptible instance {instance_id} (bid ${bid:.4f}/h) was preempted {when}: Vast.ai stopped it for "
-            f"a higher bid (actual_status {status}, intended_status stopped{said}); it has been destroyed. Bid more "
-            "(dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that must not be interrupted",
+            f"interruptible instance {instance_id} (bid ${bid:.4f}/h) was preempted {when}: {how}; it has been "
+            f"destroyed. {floor} (dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that "
+            "must not be interrupted",
+            instance_id=instance_id,
+            last_status=status,
+            status_msg=status_msg,
+        )
+
+
+class BidTooLow(ProvisioningError):
+    """Vast.ai refused a create's bid, below its machine's minimum bid, and made the instance stopped; that instance
+    has been destroyed.
+
+    The search leaves out offers whose minimum bid is above the bid, so this one's rose between the search and the
+    create. The provisioner then tries the next offer: each is another machine, at or under the bid when searched.
+    """
+
+    def __init__(
+        self,
+        instance_id: int,
+        offer_id: int,
+        bid: float,
+        min_bid: float | None,
+        refusal: str,
+        *,
+        status: str | None = None,
+        status_msg: str | None = None,
+    ) -> None:
+        self.offer_id = offer_id
+        self.bid = bid
+        self.min_bid = min_bid
+        floor = f"${min_bid:.4f}/h" if min_bid is not None else "above it"
+        super().__init__(
+            f"Vast.ai refused the bid ${bid:.4f}/h for offer {offer_id}: its machine's minimum bid is now {floor}, "
+            f"raised by a higher bid after the search ({redact(refusal)}); the stopped instance {instance_id} it made "
+            "anyway has been destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid)",
             instance_id=instance_id,
             last_status=status,
             status_msg=status_msg,

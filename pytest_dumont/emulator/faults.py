@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CREATE_FAULTS = ("offer_taken", "never_boots", "exits", "oci_error", "offline", "ssh_never_up", "lost_answer")
+# Only an interruptible create feels these (an on-demand one consumes them unchanged); kept apart from CREATE_FAULTS,
+# which the reliability campaigns draw from, so that their seeds keep drawing what they drew.
+BID_FAULTS = ("outbid",)
 AUTH_STATUSES = (401, 403, 404)
 
 
@@ -41,8 +44,9 @@ class Faults:
         if not isinstance(self.create_faults, list):
             raise ValueError("create_faults must be a list")
         for fault in self.create_faults:
-            if fault not in CREATE_FAULTS:
-                raise ValueError(f"unknown create fault {fault!r}; choose from {', '.join(CREATE_FAULTS)}")
+            if fault not in (*CREATE_FAULTS, *BID_FAULTS):
+                known = ", ".join((*CREATE_FAULTS, *BID_FAULTS))
+                raise ValueError(f"unknown create fault {fault!r}; choose from {known}")
         self.create_faults = list(self.create_faults)
         self._random = random.Random(self.seed)  # noqa: S311 - fault injection, not cryptography
 

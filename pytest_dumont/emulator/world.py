@@ -38,6 +38,11 @@ OCI_ERROR_MSG = (
 )
 
 
+def outbid_min_bid(bid: float) -> float:
+    """The machine's minimum bid once someone outbids ``bid``: a quarter more, so any bid at the old price is short."""
+    return round(bid * 1.25 + 0.001, 4)
+
+
 # After a forced status, the schedule continues with this step.
 _NEXT_STEP = {None: "to_loading", "created": "to_loading", "rebooting": "to_loading", "loading": "to_running"}
 
@@ -193,6 +198,9 @@ class World:
             if fault == "offer_taken":
                 del self._offers[offer_id]  # someone else got it: gone until reset
                 raise no_such_ask(offer_id)
+            if fault == "outbid" and request.price is not None:
+                # A higher bid for this machine came between the client's search and its create (until reset).
+                offer["min_bid"] = outbid_min_bid(request.price)
             instance_id = next(self._ids)
             api_key = secrets.token_hex(32)
             # A machine without open ports (direct_port_count 0) maps none: clients fall back to the SSH proxy.
@@ -324,7 +332,7 @@ class World:
             bid = inst.request.price
             if bid is None:
                 raise ApiError(409, "not_interruptible", f"instance {instance_id} is on-demand: it cannot be outbid")
-            new_min = round(bid * 1.25 + 0.001, 4) if min_bid is None else float(min_bid)
+            new_min = outbid_min_bid(bid) if min_bid is None else float(min_bid)
             if new_min <= bid:
                 raise invalid_args(f"min_bid must be above the instance's bid {bid:g}, got {new_min:g}")
             self._offers[int(inst.offer["id"])]["min_bid"] = new_min

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from pytest_dumont.errors import InstancePreempted, TeardownError
+from pytest_dumont.errors import InstancePreempted, TeardownError, VastApiError
 from pytest_dumont.provisioning.records import Hold
 
 if TYPE_CHECKING:
@@ -72,10 +72,21 @@ class InstanceFactory:
         self._gpu_stopped(instance, asked, "stopped", "stop asked by the test")  # the API stops the bill on taking it
 
     def start(self, instance: ReadyInstance) -> None:
-        """Start a stopped ``instance`` again; returns once it runs with SSH up (``instance.connection`` is new)."""
+        """Start a stopped ``instance`` again; returns once it runs with SSH up (``instance.connection`` is new).
+
+        An interruptible one outbid while it was stopped cannot start at its bid: ``InstancePreempted``, destroyed.
+        """
+        from pytest_dumont.provisioning.preemption import start_refused
+
         asked = self.clock.now()
+        try:
+            self.pool.provisioner.client.set_state(instance.id, "running")
+        except VastApiError as exc:
+            preempted = start_refused(self.pool.provisioner, instance.record, exc)
+            if preempted is None:
+                raise
+            raise preempted from None
         instance.record.stop_asked = False
-        self.pool.provisioner.client.set_state(instance.id, "running")
         self._back_up(instance, asked)
 
     def reboot(self, instance: ReadyInstance) -> None:

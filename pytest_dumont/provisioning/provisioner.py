@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.clock import Clock
 from pytest_dumont.errors import (
+    BidTooLow,
     BudgetExceeded,
+    CreateRefused,
     DumontError,
     InstanceFailedToBoot,
     InstanceNotFound,
@@ -40,7 +42,7 @@ from pytest_dumont.provisioning.contracts import ReadyInstance as ReadyInstance
 from pytest_dumont.provisioning.contracts import SpendCap as SpendCap
 from pytest_dumont.provisioning.contracts import StatusListener as StatusListener
 from pytest_dumont.provisioning.failed_machines import FailedMachines
-from pytest_dumont.provisioning.preemption import is_preempted, preempted_error
+from pytest_dumont.provisioning.preemption import create_refused, is_preempted, preempted_error
 from pytest_dumont.provisioning.records import InstanceRecord, Ledger, PhaseTiming, TimedPhase
 from pytest_dumont.vast.models import Instance, Offer, StatusChange
 from pytest_dumont.vast.offers import OfferFilters, find_offers
@@ -129,6 +131,11 @@ class Provisioner:
 
         ``cancel`` stops this call alone (from another thread): its waits end and it refuses its next create, so
         what it rented is destroyed on the way out. Destroys wait on the provisioner's clock, never cut short.
+
+        A bid Vast refuses at create (``BidTooLow``) moves on to the next offer, as a failed boot does: the search
+        left out every offer asking more than the bid, so the refusal means that one machine's minimum rose since,
+        and the next offer is another machine that was within the bid. The refused instance is destroyed and
+        confirmed gone first, and ``--dumont-offer-attempts`` bounds how many are tried.
         """
         call = _Call(self.clock if cancel is None else cancel.clock(self.clock), cancel)
         search_started = self.clock.now()
@@ -155,7 +162,7 @@ class Provisioner:
                 if (
                     offer.machine_id is not None
                     and isinstance(exc, ProvisioningError)
-                    and not isinstance(exc, InstancePreempted)
+                    and not isinstance(exc, (InstancePreempted, BidTooLow))
                 ):
                     self.failed_machines.add(offer.machine_id, exc.message)
         if refusals and not failures:
@@ -185,33 +192,40 @@ class Provisioner:
         for watcher in self.watchers:
             watcher.expecting(label, offer)
         self.creates_attempted += 1
+        refused: CreateRefused | None = None
         try:
             with TimedPhase(phases, "create", self.clock):
                 created = self.client.create_instance(offer.id, create)
+            instance_id, instance_api_key = created.id, created.instance_api_key
         except OfferUnavailable:
             self._ended(label, None, "nothing_rented")
             raise  # the API refused before renting anything
+        except CreateRefused as exc:
+            # Refused, yet rented: recorded like any instance (the report shows it), then destroyed below by its id.
+            refused, instance_id, instance_api_key = exc, exc.contract, None
         except BaseException:
             # A 5xx, a timeout or an interrupt may come after the machine was rented: find it by label, destroy it.
             if self._sweep_label(label):
                 self._ended(label, None, "nothing_rented", "swept by label after an unanswered create")
             raise
         record = InstanceRecord(
-            instance_id=created.id,
+            instance_id=instance_id,
             label=label,
             offer=offer,
             disk_gb=request.filters.disk_gb,
             search_started_at=search_started,
             created_at=self.clock.now(),
-            phases=[replace(p, instance_id=created.id) for p in phases],
+            phases=[replace(p, instance_id=instance_id) for p in phases],
             bid=request.filters.bid,
         )
         self.ledger.add(record)
         try:
             for watcher in self.watchers:
                 watcher.created(record)
+            if refused is not None:
+                raise create_refused(self, record, offer, refused)
             call.check()
-            return self._bring_up(record, created.instance_api_key, call.clock)
+            return self._bring_up(record, instance_api_key, call.clock)
         except BaseException as exc:
             record.failure = redact(f"{type(exc).__name__}: {exc}")
             self.destroy(record)

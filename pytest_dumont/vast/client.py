@@ -18,6 +18,7 @@ import requests
 from pytest_dumont import __version__
 from pytest_dumont.errors import (
     AuthenticationFailed,
+    CreateRefused,
     InstanceNotFound,
     OfferUnavailable,
     RateLimited,
@@ -271,6 +272,12 @@ def _decode(response: requests.Response, method: str, path: str) -> dict[str, An
         msg = response.text[:300] if payload is None and response.text else None
     text = f"{error or ''} {msg or ''}".lower()
     kwargs: dict[str, Any] = {"method": method, "path": path}
+    contract = data.get("new_contract")
+    if path.startswith("/api/v0/asks/") and isinstance(contract, int) and not isinstance(contract, bool):
+        # Refused, yet rented (Vast makes an underbid instance stopped): whoever called must destroy it.
+        key = data.get("instance_api_key")
+        register_secret(key if isinstance(key, str) else None)
+        raise CreateRefused(status, error, msg, contract=contract, **kwargs)
     if status in (401, 403) or error == "auth_error":
         raise AuthenticationFailed(status, error, msg, **kwargs)
     if status == 429:

@@ -129,6 +129,7 @@ class Instance:
     start_date: float | None
     uptime_seconds: float | None  # how long it has been running, from uptime_mins; None when not running
     is_bid: bool = False  # interruptible: a higher bid for its machine stops it
+    min_bid: float | None = None  # $/h: the lowest bid its machine takes now (raised when it was outbid)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -154,6 +155,7 @@ class Instance:
             start_date=_opt_float(data.get("start_date")),
             uptime_seconds=_uptime_seconds(data.get("uptime_mins")),
             is_bid=data.get("is_bid") is True,
+            min_bid=_opt_float(data.get("min_bid")),
             raw=dict(data),
         )
 

@@ -135,6 +135,19 @@ def test_a_bid_below_min_bid_creates_a_stopped_instance_and_says_so(api, emulato
     assert emulator.world.ledger()["gpu_cost"] == 0.0
 
 
+def test_the_outbid_create_fault_raises_the_minimum_bid_between_search_and_create(api, emulator):
+    other = next(o for o in search(api) if o["id"] != SEED_OFFER)
+    bid = offer(api)["min_bid"]
+    emulator.world.set_faults(Faults(create_faults=["outbid", "outbid"]))
+    on_demand = api.row(api.create(other["id"]))  # consumes one fault, unchanged: there is no bid to outbid
+    assert (on_demand["intended_status"], on_demand["min_bid"]) == ("running", other["min_bid"])
+    reply = api.put(f"/api/v0/asks/{SEED_OFFER}/", json={"image": "img", "disk": 20, "price": bid}).json()
+    assert (reply["success"], reply["error"]) == (False, "bid_too_low")  # at the minimum bid seen by the search
+    row = api.row(reply["new_contract"])
+    assert (row["intended_status"], row["actual_status"]) == ("stopped", None)
+    assert row["min_bid"] == round(bid * 1.25 + 0.001, 4)
+
+
 def test_an_interruptible_instance_can_be_outbid_and_not_restarted_below_the_new_price(api):
     bid = offer(api)["min_bid"]
     instance_id = api.create(price=bid)

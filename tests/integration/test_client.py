@@ -9,6 +9,7 @@ import pytest
 from pytest_dumont.clock import ManualClock
 from pytest_dumont.errors import (
     AuthenticationFailed,
+    CreateRefused,
     InstanceNotFound,
     OfferUnavailable,
     RateLimited,
@@ -120,6 +121,17 @@ def test_offer_taken_at_create_is_offer_unavailable(make_emulator):
         client.create_instance(offer.id, request())
     assert "no_such_ask" in str(info.value)
     assert emulator.world.live_ids() == []
+
+
+def test_a_bid_refused_at_create_names_the_instance_made_anyway(api):
+    emulator, client = api
+    offer = next(o for o in client.search_offers(OfferFilters(bid=1.0).query()) if o.min_bid)
+    underbid = CreateRequest(image="img", disk_gb=20, label="dumont-test-1", price=round(offer.min_bid / 2, 4))
+    with pytest.raises(CreateRefused) as info:
+        client.create_instance(offer.id, underbid)
+    assert info.value.error == "bid_too_low"
+    assert emulator.world.live_ids() == [info.value.contract]  # made stopped: its caller must destroy it
+    assert f"instance {info.value.contract} was made anyway" in str(info.value)
 
 
 def test_a_rejected_key_names_the_variable_and_never_the_value(make_emulator):

@@ -8,15 +8,23 @@ import json
 
 import pytest
 
+from pytest_dumont.emulator import Faults
+
 OUTBID = """
 import os
 
 import requests
 
 
-def outbid(instance_id):
+def outbid(instance_id, min_bid=None):
     url = f"{os.environ['VAST_URL']}/_emulator/instances/{instance_id}/outbid/"
-    requests.post(url, json={}, timeout=10).raise_for_status()
+    body = {} if min_bid is None else {"min_bid": min_bid}
+    requests.post(url, json=body, timeout=10).raise_for_status()
+
+
+def destroyed(instance_id):
+    every = requests.get(f"{os.environ['VAST_URL']}/_emulator/instances/", timeout=10).json()["instances"]
+    return next(i for i in every if i["id"] == instance_id)["destroyed"]
 """
 
 
@@ -61,7 +69,8 @@ def test_an_instance_outbid_during_a_test_fails_it_by_name_and_the_next_test_ren
             "*InstancePreempted: interruptible instance * (bid $0.2000/h) was preempted while "
             "test_held.py::test_held held it: Vast.ai stopped it for a higher bid (actual_status exited, "
             "intended_status stopped, status_msg 'Instance stopped: outbid by a higher bid*'); it has been "
-            "destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand*",
+            "destroyed. Its machine's minimum bid is now $0.2510/h: bid more (dumont_offer(bid=...) or --dumont-bid) "
+            "or rent on-demand*",
             "the test's own error: *",
         ]
     )
@@ -159,6 +168,90 @@ def test_a_factory_instance_outbid_is_named_and_a_stop_the_test_asked_for_is_not
             "FAILED test_factory.py::test_outbid - *InstancePreempted*",
         ]
     )
+    assert vast_emulator.world.live_ids() == []
+
+
+def test_a_factory_instance_outbid_while_stopped_is_named_at_its_start_and_destroyed_at_once(
+    pytester, inner, vast_emulator
+):
+    pytester.makepyfile(
+        test_paused="""
+        import pytest
+        from outbid import destroyed, outbid
+
+        @pytest.mark.dumont_offer(bid=0.2)
+        def test_paused(dumont_instance_factory):
+            paused = dumont_instance_factory()
+            dumont_instance_factory.stop(paused)
+            dumont_instance_factory.start(paused)  # not outbid: it runs again
+            assert paused.connection.run("echo again", hide=True).stdout.strip() == "again"
+            dumont_instance_factory.stop(paused)
+            outbid(paused.id, min_bid=0.3)
+            try:
+                dumont_instance_factory.start(paused)
+            finally:
+                print("destroyed at once:", destroyed(paused.id))
+        """
+    )
+    result = pytester.runpytest(*inner, "--dumont-json=dumont.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*InstancePreempted: interruptible instance * (bid $0.2000/h) was preempted while it was stopped: a higher "
+            "bid took its machine and Vast.ai refused to start it again (bid_too_low: Your bid $0.2000/h is below "
+            "the min bid $0.3000/h.); it has been destroyed. Its machine's minimum bid is now $0.3000/h: bid more "
+            "(dumont_offer(bid=...) or --dumont-bid) or rent on-demand (no bid) for tests that must not be interrupted",
+            "destroyed at once: True",
+        ]
+    )
+    (paused,) = vast_emulator.world.history()
+    entry = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == paused["id"])
+    assert entry["failure"].startswith("InstancePreempted: interruptible instance")
+    assert "outbid" in entry["timeline"][-1]["status_msg"]  # the stop Vast reported, seen before the destroy
+
+
+BIDDING = """
+import pytest
+
+@pytest.mark.dumont_offer(bid=0.2)
+def test_bidding(vast_gpu):
+    assert vast_gpu.ssh_port
+"""
+
+
+def test_a_bid_refused_at_create_destroys_the_stopped_instance_and_rents_the_next_offer(pytester, inner, vast_emulator):
+    vast_emulator.world.set_faults(Faults(create_faults=["outbid"]))  # a higher bid between search and create
+    pytester.makepyfile(test_bidding=BIDDING)
+    result = pytester.runpytest(*inner, "--dumont-json=dumont.json")
+    result.assert_outcomes(passed=1)
+    refused, rented = vast_emulator.world.history()
+    assert refused["destroyed"] and rented["destroyed"]
+    assert refused["offer_id"] != rented["offer_id"]
+    entry = next(e for e in report_of(pytester)["instances"] if e["instance_id"] == refused["id"])
+    assert entry["failure"].startswith(
+        f"BidTooLow: Vast.ai refused the bid $0.2000/h for offer {refused['offer_id']}: its machine's minimum bid "
+        "is now $0.2510/h"
+    )
+    assert entry["cost"]["gpu_usd"] == 0  # it never ran
+
+
+def test_a_bid_refused_at_every_offer_tried_says_so_and_leaves_nothing_rented(pytester, inner, vast_emulator):
+    vast_emulator.world.set_faults(Faults(create_faults=["outbid"]))
+    pytester.makepyfile(test_bidding=BIDDING)
+    result = pytester.runpytest(*inner, "--dumont-offer-attempts=1")
+    result.assert_outcomes(errors=1)
+    (refused,) = vast_emulator.world.history()
+    result.stdout.fnmatch_lines(
+        [
+            "*OffersExhausted: gave up after 1 offer(s); every instance made was destroyed:",
+            f"*1. BidTooLow: Vast.ai refused the bid $0.2000/h for offer {refused['offer_id']}: its machine's minimum "
+            "bid is now $0.2510/h, raised by a higher bid after the search (bid_too_low: Your bid $0.2000/h is below "
+            f"the minimum bid $0.2510/h: the instance was created stopped.); the stopped instance {refused['id']} it "
+            "made anyway has been destroyed. Bid more (dumont_offer(bid=...) or --dumont-bid) or rent on-demand "
+            "(no bid)",
+        ]
+    )
+    assert refused["destroyed"]
     assert vast_emulator.world.live_ids() == []
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_dumont.reporting import document, github, jsonreport
 from pytest_dumont.reporting.run import get_run, json_path
-from pytest_dumont.session.state import SESSION_KEY
+from pytest_dumont.session.state import SESSION_KEY, get_state
 
 WORKER_KEY = "dumont_instances"
 
@@ -34,7 +34,8 @@ def node_down(config: pytest.Config, workeroutput: dict[str, Any] | None, node_i
     """On the controller: take a worker's instances; a crashed worker sent none and is named in the report."""
     run = get_run(config)
     if workeroutput is None or WORKER_KEY not in workeroutput:
-        run.crashed_workers.append(node_id)
+        if not get_state(config).settings.remote:  # a remote run's workers rent nothing: xdist names the crash
+            run.crashed_workers.append(node_id)
         return
     run.worker_instances.extend(workeroutput[WORKER_KEY])
     run.hooks.errors.extend(workeroutput.get("dumont_hook_errors", []))
@@ -63,7 +64,6 @@ def controller_finish(config: pytest.Config) -> None:
             run.messages.append(f"dumont GitHub summary NOT written: {exc}")
     if os.environ.get("GITHUB_ACTIONS") == "true" or summary:
         from pytest_dumont.safety.budget import GUARD_KEY
-        from pytest_dumont.session.state import get_state
 
         guard = config.stash.get(GUARD_KEY, None)
         budget = get_state(config).settings.budget_usd

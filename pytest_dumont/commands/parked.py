@@ -31,7 +31,7 @@ def ledger_path(given: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from pytest_dumont.errors import DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
-    from pytest_dumont.safety.parking import parked_entries
+    from pytest_dumont.safety.parked import parked_entries
 
     try:
         entries = parked_entries(LedgerFile(ledger_path(args.ledger)))

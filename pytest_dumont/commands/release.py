@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.commands.parked import ledger_path
     from pytest_dumont.errors import DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
-    from pytest_dumont.safety.reap import release
+    from pytest_dumont.safety.release import release
     from pytest_dumont.secrets.redact import register_secret
     from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
 

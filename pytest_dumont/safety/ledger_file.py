@@ -4,7 +4,7 @@ destroys it).
 The ledger file is JSON (``{"version": 1, "entries": [...]}``), one entry per instance a session created on this
 machine: session, label, API URL, created (epoch seconds), $/h and state (``creating``, ``live``, ``kept``,
 ``teardown_failed``, ``parked``, ``adopting``, ``destroyed``); a parked entry (``--dumont-reuse``) also holds what the
-next session needs to adopt it, under ``parking`` (``safety.parking``). Writers take an exclusive ``flock`` on
+next session needs to adopt it, under ``parking`` (``safety.parked``). Writers take an exclusive ``flock`` on
 ``<file>.lock`` and replace the file atomically, so a crash mid-write leaves the previous version. Destroyed entries
 are kept a week, at most the newest 200, as an audit trail. A file that cannot be parsed is never overwritten: every
 write refuses with ``LedgerFileError`` naming it, and ``dumont reap --label-prefix`` still works without it.

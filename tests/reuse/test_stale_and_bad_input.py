@@ -3,7 +3,6 @@ adoption, two sessions at once, CI, and budgets."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,22 +10,7 @@ import sys
 
 import pytest
 from polling import wait_for
-from reuse_helpers import entry_of, ledger_entries
-
-
-def park_one(run, used, state_dir) -> tuple[int, dict]:
-    run("--dumont-reuse=5").assert_outcomes(passed=1)
-    ((instance_id, _),) = used()
-    return instance_id, entry_of(state_dir, instance_id)
-
-
-def edit_entry(state_dir, instance_id, change) -> None:
-    path = state_dir / "ledger.json"
-    data = json.loads(path.read_text())
-    for entry in data["entries"]:
-        if entry["instance_id"] == instance_id:
-            change(entry)
-    path.write_text(json.dumps(data))
+from reuse_helpers import dumont, edit_entry, entry_of, ledger_entries, park_one
 
 
 def another_host_key(pinned_line: str) -> str:
@@ -176,12 +160,6 @@ def test_the_time_parked_counts_against_the_adopting_sessions_budget(run, emulat
     second.stdout.fnmatch_lines(["*BudgetExceeded: adopting parked instance*$1.6* parked before this session*"])
     assert emulator.world.live_ids() == []  # the budget stop destroyed it; nothing else was rented
     assert len(emulator.world.history()) == 1
-
-
-def dumont(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_dumont.cli", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_an_adopting_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(

@@ -4,10 +4,11 @@ A parked entry (``--dumont-reuse``) carries, under ``parking``, what the next se
 the request's fingerprint, the dead-man deadline, the SSH address, the offer and a key directory
 ``<state dir>/parked/<label>/`` (0700) holding the session key and the pinned known_hosts line (0600).
 
-A session adopting a parked instance first **claims** its entry under the ledger file's lock: ``parked`` becomes
-``adopting`` with its pid, in one locked read-change-write. Only a ``parked`` entry can be claimed, so two sessions
-never adopt the same instance, and the claimer alone settles it afterwards. A claimer that dies leaves its claim to
-``reap`` (the entry is live and its process gone), as any other leftover.
+Whoever acts on a parked instance (a session adopting it, ``dumont release`` destroying it) first **claims** its
+entry under the ledger file's lock: ``parked`` becomes ``adopting`` or ``releasing`` with the claimer's pid, in one
+locked read-change-write. Only a ``parked`` entry can be claimed, so two processes never act on the same instance,
+and the claimer alone settles it afterwards. A claimer that dies leaves its claim to ``reap`` (the entry is live and
+its process gone), as any other leftover.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ KEY_NAME = "id_ed25519"
 PUBLIC_NAME = "id_ed25519.pub"
 KNOWN_HOSTS_NAME = "known_hosts"
 SSH_TIMEOUT_S = 10.0  # each SSH connection or command to a parked instance, on parking and on adopting
-CLAIM_STATES = ("adopting",)
+CLAIM_STATES = ("adopting", "releasing")
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def remove_key_dir(entry: LedgerEntry, state_dir: Path) -> None:
 
 
 def claim(entry: LedgerEntry, state: str, note: str, *, session: str | None = None) -> None:
-    """Inside a ``LedgerFile.update``: make a parked ``entry`` this process's to act on (``adopting``)."""
+    """Inside a ``LedgerFile.update``: make a parked ``entry`` this process's to act on (``adopting``/``releasing``)."""
     assert entry.state == "parked" and state in CLAIM_STATES
     entry.state = state
     if session is not None:
@@ -127,6 +128,13 @@ def claim(entry: LedgerEntry, state: str, note: str, *, session: str | None = No
     entry.host = socket.gethostname()
     entry.note = note
     entry.updated = time.time()
+
+
+def claimed_by(entry: LedgerEntry) -> str:
+    """Who holds a claimed entry, for people."""
+    if entry.state == "adopting":
+        return f"being adopted by session {entry.session} (pid {entry.pid})"
+    return f"being released by `dumont release` (pid {entry.pid})"
 
 
 def settle_claim(ledger: LedgerFile, label: str, *, state: str, note: str, parking: Any = ...) -> bool:

@@ -10,7 +10,7 @@ from pytest_dumont.clock import SystemClock
 from pytest_dumont.errors import DumontError, InstanceNotFound, TeardownError
 from pytest_dumont.provisioning.provisioner import Deadlines, confirm_gone
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
-from pytest_dumont.safety.parked import ParkedInfo, remove_key_dir
+from pytest_dumont.safety.parked import CLAIM_STATES, ParkedInfo, claimed_by, remove_key_dir
 
 
 def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0) -> str | None:
@@ -74,9 +74,10 @@ def reap(
                     protected.add(entry.instance_id)
                 continue
             if entry.parking:
-                parked_out.append(entry)  # expired, or being adopted by a dead process: its keys go once it is gone
+                parked_out.append(entry)  # expired, or claimed by a process now gone: its keys go once it is gone
             if entry.state != "parked" and entry.owner_running():
-                report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
+                held = claimed_by(entry) if entry.state in CLAIM_STATES else None
+                report.skipped.append(f"{entry.label}: {held or f'its session (pid {entry.pid}) is still running'}")
                 if entry.instance_id is not None:
                     protected.add(entry.instance_id)
                 continue

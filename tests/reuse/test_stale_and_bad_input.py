@@ -162,14 +162,16 @@ def test_the_time_parked_counts_against_the_adopting_sessions_budget(run, emulat
     assert len(emulator.world.history()) == 1
 
 
-def test_an_adopting_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(
-    run, emulator, used, state_dir
+@pytest.mark.parametrize("claim", ["adopting", "releasing"])
+def test_a_claimed_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(
+    run, emulator, used, state_dir, claim
 ):
-    # Killed between its claim and its watchdog's registration, a session leaves an ``adopting`` entry of a dead pid.
+    # A session killed between its claim and its watchdog's registration leaves an ``adopting`` entry of a dead pid;
+    # a `dumont release` killed between its claim and the destroy, a ``releasing`` one.
     parked_id, entry = park_one(run, used, state_dir)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    edit_entry(state_dir, parked_id, lambda e: e.update(state="adopting", pid=gone.pid))
+    edit_entry(state_dir, parked_id, lambda e: e.update(state=claim, pid=gone.pid))
     run().assert_outcomes(passed=1)  # no reuse: only its start-up sweep looks at the ledger file
     assert parked_id not in emulator.world.live_ids()
     assert entry_of(state_dir, parked_id)["state"] == "destroyed"

@@ -99,15 +99,40 @@ def test_a_session_killed_while_adopting_loses_the_instance_to_its_watchdog(
 
 def test_two_sessions_at_once_never_adopt_the_same_instance(pytester, emulator, run, used, state_dir):
     parked_id, _ = park_one(run, used, state_dir)
+    go = pytester.path / "go"
+    # Each session's first SSH connection (the adoption's check, or the rental's wait for SSH) waits for the outer
+    # test: once both wait there, both have looked for a parked instance while the adopter still holds its claim.
+    pytester.makeconftest(f"""
+        import os, pathlib, time
+        import pytest_dumont.ssh.connect as ssh_connect
+
+        real_connect = ssh_connect.connect
+
+        def gated(*args, **kwargs):
+            pathlib.Path({str(pytester.path)!r}, f"reached-{{os.getpid()}}").touch()
+            while not pathlib.Path({str(go)!r}).exists():
+                time.sleep(0.01)
+            return real_connect(*args, **kwargs)
+
+        ssh_connect.connect = gated
+    """)
     args = [sys.executable, "-m", "pytest", "--dumont-mode=emulator", f"--dumont-api-url={emulator.url}",
             "--dumont-reuse=5", "-p", "no:randomly", "-p", "no:cacheprovider"]  # fmt: skip
     procs = [
         subprocess.Popen(args, cwd=pytester.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
+    try:
+        wait_for(lambda: len(list(pytester.path.glob("reached-*"))) == 2, timeout=120, what="both sessions at SSH")
+        assert [e["state"] for e in ledger_entries(state_dir) if e["instance_id"] == parked_id] == ["adopting"]
+        go.touch()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, out
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     ids = [instance_id for instance_id, _ in used()[1:]]
     assert sorted(ids) == sorted({*ids}) and parked_id in ids  # one adopted it, the other rented its own
     assert sorted(e["instance_id"] for e in ledger_entries(state_dir) if e["state"] == "parked") == sorted(ids)

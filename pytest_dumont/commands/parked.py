@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.commands._api import ledger_path
     from pytest_dumont.errors import DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
-    from pytest_dumont.safety.parking import parked_entries
+    from pytest_dumont.safety.parked import parked_entries
 
     try:
         entries = parked_entries(LedgerFile(ledger_path(args.ledger, os.environ)))

@@ -2,7 +2,8 @@
 
 The key comes from ``VAST_API_KEY`` (or ``--dumont-api-key-file``), never from a flag; the URL from
 ``--dumont-api-url``, ``VAST_URL`` or the default, resolved as the plugin resolves them. An id that is not parked on
-this machine is named, and the command exits 1.
+this machine is named, and the command exits 1. So is one that a session is adopting right now (it is that session's:
+it parks or destroys it at its end); ``--all`` skips those with a line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.commands._api import api_endpoint, ledger_path
     from pytest_dumont.errors import ConfigurationError, DumontError
     from pytest_dumont.safety.ledger_file import LedgerFile
-    from pytest_dumont.safety.reap import release
+    from pytest_dumont.safety.release import release
     from pytest_dumont.vast.client import VastClient
 
     if bool(args.ids) == bool(args.all):
@@ -55,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"released instance {instance_id}: destroyed, confirmed")
     for instance_id, reason in report.failed:
         print(f"COULD NOT DESTROY instance {instance_id}: {reason}", file=sys.stderr)
+    for instance_id, who in report.busy:
+        if args.all:
+            print(f"skipped instance {instance_id}: {who}")
+        else:
+            print(f"dumont release: instance {instance_id} is {who}: not released", file=sys.stderr)
     for instance_id in report.unknown:
         print(
             f"dumont release: instance {instance_id} is not parked here (for {url}); `dumont parked` lists them",
             file=sys.stderr,
         )
-    if args.all and not report.destroyed and not report.failed:
+    if args.all and not report.destroyed and not report.failed and not report.busy:
         print("no parked instances to release")
-    return 0 if report.ok else 1
+    return 0 if report.ok and (args.all or not report.busy) else 1

@@ -98,7 +98,7 @@ class InstanceWatcher(Protocol):
 
 
 class InstanceAdopter(Protocol):
-    """Hands over an instance an earlier session parked for the same request (``safety.parking.Parking``)."""
+    """Hands over an instance an earlier session parked for the same request (``safety.adoption.Adoption``)."""
 
     def adopt(self, request: ProvisionRequest) -> ReadyInstance | None:
         """A ready instance for ``request``, or None when there is none to adopt (then one is rented)."""

@@ -26,10 +26,12 @@ from pytest_dumont.provisioning.failed_machines import FILE_NAME, FailedMachines
 from pytest_dumont.provisioning.pool import InstancePool
 from pytest_dumont.provisioning.provisioner import session_label_prefix
 from pytest_dumont.safety import budget as budget_hooks
+from pytest_dumont.safety.adoption import Adoption
 from pytest_dumont.safety.budget import GUARD_KEY, Budget, MainThreadInterrupter, SessionGuard, SpendMeter
 from pytest_dumont.safety.deadman import DeadmanSwitch, Renewer, ssh_runner
 from pytest_dumont.safety.ledger_file import KEEP_DESTROYED_S, LedgerFile, LedgerWatcher, ledger_path
-from pytest_dumont.safety.parking import ParkedSummary, Parking
+from pytest_dumont.safety.parked_summary import ParkedSummary
+from pytest_dumont.safety.parking import Parking
 from pytest_dumont.safety.reap import reap
 from pytest_dumont.safety.watchdog import WatchdogLink, WatchdogWatcher
 from pytest_dumont.session.state import get_state
@@ -207,17 +209,24 @@ def _arm_parking(
     assert isinstance(provisioner.deadman, DeadmanSwitch)  # armed above whenever --dumont-deadman-ttl > 0
     parking = Parking(
         minutes=state.settings.reuse_min,
+        ledger=ledger,
+        session_id=state.session_id,
+        api_url=api_url,
+        provisioner=provisioner,
+        renewer=safety.renewer,
+        watchdog=safety.watchdog,
+        warnings=safety.guard.warnings,
+    )
+    pool.adopter = Adoption(
         clean=state.settings.reuse_clean,
         ledger=ledger,
         session_id=state.session_id,
         api_url=api_url,
         provisioner=provisioner,
         switch=provisioner.deadman,
-        renewer=safety.renewer,
         watchdog=safety.watchdog,
         warnings=safety.guard.warnings,
     )
-    pool.adopter = parking
     for name, plugin in (("dumont-parking", parking), ("dumont-parked-summary", ParkedSummary(ledger, api_url))):
         previous = config.pluginmanager.get_plugin(name)
         if previous is not None:

@@ -3,11 +3,12 @@ destroys it).
 
 The ledger file is JSON (``{"version": 1, "entries": [...]}``), one entry per instance a session created on this
 machine: session, label, API URL, created (epoch seconds), $/h and state (``creating``, ``live``, ``kept``,
-``teardown_failed``, ``parked``, ``adopting``, ``destroyed``); a parked entry (``--dumont-reuse``) also holds what the
-next session needs to adopt it, under ``parking`` (``safety.parking``). Writers take an exclusive ``flock`` on
-``<file>.lock`` and replace the file atomically, so a crash mid-write leaves the previous version. Destroyed entries
-are kept a week, at most the newest 200, as an audit trail. A file that cannot be parsed is never overwritten: every
-write refuses with ``LedgerFileError`` naming it, and ``dumont reap --label-prefix`` still works without it.
+``teardown_failed``, ``parked``, ``adopting``, ``releasing``, ``destroyed``); a parked entry (``--dumont-reuse``)
+also holds what the next session needs to adopt it, under ``parking`` (``safety.parked``). Writers take an exclusive
+``flock`` on ``<file>.lock`` and replace the file atomically, so a crash mid-write leaves the previous version.
+Destroyed entries are kept a week, at most the newest 200, as an audit trail. A file that cannot be parsed is never
+overwritten: every write refuses with ``LedgerFileError`` naming it, and ``dumont reap --label-prefix`` still works
+without it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from pytest_dumont.provisioning.records import InstanceRecord
     from pytest_dumont.vast.models import Offer
 
-LIVE_STATES = ("creating", "live", "kept", "teardown_failed", "parked", "adopting")
+LIVE_STATES = ("creating", "live", "kept", "teardown_failed", "parked", "adopting", "releasing")
 KEEP_DESTROYED_S = 7 * 24 * 3600.0  # destroyed entries are kept a week as an audit trail, then pruned
 # ... and only the newest of them: every rental rewrites the file three times, so its size is each rental's cost.
 KEEP_DESTROYED_MAX = 200

@@ -10,7 +10,7 @@ from pytest_dumont.clock import SystemClock
 from pytest_dumont.errors import DumontError, InstanceNotFound, TeardownError
 from pytest_dumont.provisioning.provisioner import Deadlines, confirm_gone
 from pytest_dumont.safety.ledger_file import LedgerEntry, LedgerFile
-from pytest_dumont.safety.parking import ParkedInfo, remove_key_dir
+from pytest_dumont.safety.parked import CLAIM_STATES, ParkedInfo, claimed_by, remove_key_dir
 
 
 def destroy_confirmed(client: Any, instance_id: int, *, deadline_s: float = 60.0) -> str | None:
@@ -74,9 +74,10 @@ def reap(
                     protected.add(entry.instance_id)
                 continue
             if entry.parking:
-                parked_out.append(entry)  # expired, or being adopted by a dead process: its keys go once it is gone
+                parked_out.append(entry)  # expired, or claimed by a process now gone: its keys go once it is gone
             if entry.state != "parked" and entry.owner_running():
-                report.skipped.append(f"{entry.label}: its session (pid {entry.pid}) is still running")
+                held = claimed_by(entry) if entry.state in CLAIM_STATES else None
+                report.skipped.append(f"{entry.label}: {held or f'its session (pid {entry.pid}) is still running'}")
                 if entry.instance_id is not None:
                     protected.add(entry.instance_id)
                 continue
@@ -135,43 +136,6 @@ def _spared_parked(entry: LedgerEntry, now: float) -> str | None:
     if expires > now:
         return f"parked until {time.strftime('%H:%M', time.localtime(expires))}"
     return None
-
-
-@dataclass
-class ReleaseReport:
-    """What ``release`` destroyed, could not destroy, and which ids it did not know."""
-
-    destroyed: list[int] = field(default_factory=list)
-    failed: list[tuple[int, str]] = field(default_factory=list)
-    unknown: list[int] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.unknown
-
-
-def release(client: Any, ledger: LedgerFile, ids: list[int] | None) -> ReleaseReport:
-    """Destroy parked instances of this API: those of ``ids``, or every one when ``ids`` is None."""
-    report = ReleaseReport()
-    parked = {
-        e.instance_id: e
-        for e in ledger.entries()
-        if e.state == "parked" and e.instance_id is not None and e.api_url.rstrip("/") == client.base_url.rstrip("/")
-    }
-    wanted = sorted(parked) if ids is None else ids
-    for instance_id in wanted:
-        entry = parked.get(instance_id)
-        if entry is None:
-            report.unknown.append(instance_id)
-            continue
-        reason = destroy_confirmed(client, instance_id)
-        if reason is None:
-            report.destroyed.append(instance_id)
-            ledger.settle(entry.label, instance_id, "destroyed", "released (dumont release)")
-            remove_key_dir(entry, ledger.path.parent)
-        else:
-            report.failed.append((instance_id, reason))
-    return report
 
 
 def _forget_unrented(entries: list[LedgerEntry], labels: set[str]) -> None:

@@ -23,7 +23,7 @@ from pytest_dumont.provisioning.pool import InstancePool
 from pytest_dumont.provisioning.provisioner import ProvisionRequest, ReadyInstance
 from pytest_dumont.session.markers import provision_request, uses_shared_instance
 from pytest_dumont.session.resources import ApiEndpoint, is_xdist_controller, open_session, worker_api
-from pytest_dumont.session.state import SESSION_KEY
+from pytest_dumont.session.state import SESSION_KEY, get_state
 
 
 class BackgroundProvisioning:
@@ -151,6 +151,18 @@ def will_run_gpu(items: Sequence[pytest.Item]) -> list[pytest.Item]:
     return [item for item in items if uses_shared_instance(item) and not item.get_closest_marker("skip")]
 
 
+def _per_worker_reuse(config: pytest.Config) -> bool:
+    """A per-worker xdist worker with ``--dumont-reuse`` does not prewarm: it collects every test but cannot know
+    whether xdist will send it a GPU one, so its prewarm could adopt the parked instance that the worker running the
+    GPU tests then misses (renting another), or park one no test used. Its first GPU test adopts (or rents) instead.
+    """
+    if not hasattr(config, "workerinput") or get_state(config).settings.reuse_min <= 0:
+        return False
+    from pytest_dumont.safety.arming import reuse_refusal
+
+    return reuse_refusal(config) is None
+
+
 def start(session: pytest.Session) -> Prewarm | None:
     """Start provisioning in the background if this process will run GPU tests against an API."""
     config = session.config
@@ -159,6 +171,8 @@ def start(session: pytest.Session) -> Prewarm | None:
         return None  # replay never touches the network; recording keeps each test's provisioning in its cassette
     if is_xdist_controller(config) or worker_api(config) is not None:
         return None  # the xdist controller runs no test; a shared-mode worker uses the controller's instance
+    if _per_worker_reuse(config):
+        return None
     items = will_run_gpu(session.items)
     if not items:
         return None

@@ -206,7 +206,7 @@ def _name_parked_instances(config: pytest.Config) -> None:
     if settings.xdist_mode != "per-worker" or settings.reuse_min <= 0:
         return
     from pytest_dumont.safety.arming import ledger_file, reuse_refusal
-    from pytest_dumont.safety.parking import ParkedSummary
+    from pytest_dumont.safety.parked_summary import ParkedSummary
 
     if reuse_refusal(config) is None:
         config.pluginmanager.register(ParkedSummary(ledger_file(config), settings.api_url), "dumont-parked-summary")

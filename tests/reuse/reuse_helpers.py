@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,22 @@ def dumont(*args: str, env: dict[str, str] | None = None) -> Any:
         timeout=120,
         check=False,
     )
+
+
+def park_one(
+    run: Callable[..., pytest.RunResult], used: Callable[[], list[tuple[int, int]]], state_dir: Path
+) -> tuple[int, dict[str, Any]]:
+    """A first run parks its instance: its id and ledger entry."""
+    run("--dumont-reuse=5").assert_outcomes(passed=1)
+    ((instance_id, _),) = used()
+    return instance_id, entry_of(state_dir, instance_id)
+
+
+def edit_entry(state_dir: Path, instance_id: int, change: Callable[[dict[str, Any]], object]) -> None:
+    """Change an entry of the ledger file as another process (or a hand) would, without its lock."""
+    path = state_dir / "ledger.json"
+    data = json.loads(path.read_text())
+    for entry in data["entries"]:
+        if entry["instance_id"] == instance_id:
+            change(entry)
+    path.write_text(json.dumps(data))

@@ -78,13 +78,33 @@ def test_xdist_shared_mode_parks_the_controllers_instance_and_the_next_run_adopt
     second.stdout.fnmatch_lines(["*adopt parked instance*", f"PARKED instance {first_id} billing*"])
 
 
-def test_xdist_per_worker_mode_names_the_workers_parked_instances_in_the_controllers_summary(run, emulator, used):
+CPU_TEST_AFTER_THE_GPU_TEST = """
+import os, pathlib, time
+
+def test_cpu_only():  # keeps its worker alive until the other worker's GPU test has run
+    out, deadline = pathlib.Path(os.environ["DUMONT_TEST_OUT"]), time.monotonic() + 120
+    while not (out.exists() and len(out.read_text().splitlines()) >= int(os.environ["GPU_TESTS_RUN"])):
+        assert time.monotonic() < deadline, "the GPU test did not run"
+        time.sleep(0.01)
+"""
+
+
+def test_xdist_per_worker_mode_names_the_workers_parked_instances_in_the_controllers_summary(
+    run, pytester, emulator, used, monkeypatch
+):
+    # Two tests, two workers: xdist sends one to each. The worker with the CPU test lives as long as the other's GPU
+    # test, so a prewarm of its own would rent an instance, or adopt the parked one from under the GPU test.
+    pytester.makepyfile(test_more=CPU_TEST_AFTER_THE_GPU_TEST)
+    monkeypatch.setenv("GPU_TESTS_RUN", "1")
     first = run("--dumont-reuse=5", "-n", "2", "--dumont-xdist=per-worker")
-    first.assert_outcomes(passed=1)
+    first.assert_outcomes(passed=2)
     ((instance_id, _),) = used()
     first.stdout.fnmatch_lines([f"PARKED instance {instance_id} billing*"])
-    run("--dumont-reuse=5", "-n", "2", "--dumont-xdist=per-worker").assert_outcomes(passed=1)
-    assert [i for i, _ in used()] == [instance_id, instance_id]
+    assert len(emulator.world.history()) == 1  # the worker without a GPU test rented nothing
+    monkeypatch.setenv("GPU_TESTS_RUN", "2")
+    run("--dumont-reuse=5", "-n", "2", "--dumont-xdist=per-worker").assert_outcomes(passed=2)
+    assert [i for i, _ in used()] == [instance_id, instance_id]  # the GPU test's worker adopted it
+    assert len(emulator.world.history()) == 1 and emulator.world.live_ids() == [instance_id]
 
 
 def test_the_options_resolve_from_flag_ini_and_environment(pytester, monkeypatch):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_dumont.provisioning.contracts import ProvisionRequest
+from pytest_dumont.safety.fingerprint import describe, fingerprint
 from pytest_dumont.safety.ledger_file import LedgerEntry
-from pytest_dumont.safety.parking import ParkedInfo, describe, fingerprint
+from pytest_dumont.safety.parked import ParkedInfo
 from pytest_dumont.vast.offers import OfferFilters
 
 API = "https://console.vast.ai"

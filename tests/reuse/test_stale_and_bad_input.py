@@ -3,7 +3,6 @@ adoption, two sessions at once, CI, and budgets."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,22 +10,7 @@ import sys
 
 import pytest
 from polling import wait_for
-from reuse_helpers import entry_of, ledger_entries
-
-
-def park_one(run, used, state_dir) -> tuple[int, dict]:
-    run("--dumont-reuse=5").assert_outcomes(passed=1)
-    ((instance_id, _),) = used()
-    return instance_id, entry_of(state_dir, instance_id)
-
-
-def edit_entry(state_dir, instance_id, change) -> None:
-    path = state_dir / "ledger.json"
-    data = json.loads(path.read_text())
-    for entry in data["entries"]:
-        if entry["instance_id"] == instance_id:
-            change(entry)
-    path.write_text(json.dumps(data))
+from reuse_helpers import dumont, edit_entry, entry_of, ledger_entries, park_one
 
 
 def another_host_key(pinned_line: str) -> str:
@@ -115,15 +99,40 @@ def test_a_session_killed_while_adopting_loses_the_instance_to_its_watchdog(
 
 def test_two_sessions_at_once_never_adopt_the_same_instance(pytester, emulator, run, used, state_dir):
     parked_id, _ = park_one(run, used, state_dir)
+    go = pytester.path / "go"
+    # Each session's first SSH connection (the adoption's check, or the rental's wait for SSH) waits for the outer
+    # test: once both wait there, both have looked for a parked instance while the adopter still holds its claim.
+    pytester.makeconftest(f"""
+        import os, pathlib, time
+        import pytest_dumont.ssh.connect as ssh_connect
+
+        real_connect = ssh_connect.connect
+
+        def gated(*args, **kwargs):
+            pathlib.Path({str(pytester.path)!r}, f"reached-{{os.getpid()}}").touch()
+            while not pathlib.Path({str(go)!r}).exists():
+                time.sleep(0.01)
+            return real_connect(*args, **kwargs)
+
+        ssh_connect.connect = gated
+    """)
     args = [sys.executable, "-m", "pytest", "--dumont-mode=emulator", f"--dumont-api-url={emulator.url}",
             "--dumont-reuse=5", "-p", "no:randomly", "-p", "no:cacheprovider"]  # fmt: skip
     procs = [
         subprocess.Popen(args, cwd=pytester.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
+    try:
+        wait_for(lambda: len(list(pytester.path.glob("reached-*"))) == 2, timeout=120, what="both sessions at SSH")
+        assert [e["state"] for e in ledger_entries(state_dir) if e["instance_id"] == parked_id] == ["adopting"]
+        go.touch()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, out
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     ids = [instance_id for instance_id, _ in used()[1:]]
     assert sorted(ids) == sorted({*ids}) and parked_id in ids  # one adopted it, the other rented its own
     assert sorted(e["instance_id"] for e in ledger_entries(state_dir) if e["state"] == "parked") == sorted(ids)
@@ -178,20 +187,16 @@ def test_the_time_parked_counts_against_the_adopting_sessions_budget(run, emulat
     assert len(emulator.world.history()) == 1
 
 
-def dumont(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_dumont.cli", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def test_an_adopting_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(
-    run, emulator, used, state_dir
+@pytest.mark.parametrize("claim", ["adopting", "releasing"])
+def test_a_claimed_entry_left_by_a_dead_process_is_destroyed_by_the_next_sessions_sweep(
+    run, emulator, used, state_dir, claim
 ):
-    # Killed between its claim and its watchdog's registration, a session leaves an ``adopting`` entry of a dead pid.
+    # A session killed between its claim and its watchdog's registration leaves an ``adopting`` entry of a dead pid;
+    # a `dumont release` killed between its claim and the destroy, a ``releasing`` one.
     parked_id, entry = park_one(run, used, state_dir)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    edit_entry(state_dir, parked_id, lambda e: e.update(state="adopting", pid=gone.pid))
+    edit_entry(state_dir, parked_id, lambda e: e.update(state=claim, pid=gone.pid))
     run().assert_outcomes(passed=1)  # no reuse: only its start-up sweep looks at the ledger file
     assert parked_id not in emulator.world.live_ids()
     assert entry_of(state_dir, parked_id)["state"] == "destroyed"

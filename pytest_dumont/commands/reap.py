@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_dumont.commands._api import add_api_arguments
+from pytest_dumont.commands._api import add_api_arguments, teardown_retry_seconds
 
 NAME = "reap"
 HELP = "destroy instances left running by dead pytest-dumont sessions (ledger file and/or label prefix)"
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.safety.reap import reap
     from pytest_dumont.secrets.redact import register_secret
     from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+    from pytest_dumont.vast.retry import RetryPolicy
 
     key = os.environ.get("VAST_API_KEY", "").strip()
     if not key and args.api_key_file:
@@ -83,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_ledger:
         path = args.ledger or os.environ.get("DUMONT_LEDGER") or str(default_state_dir() / "ledger.json")
         ledger = LedgerFile(Path(path).expanduser())
-    client = VastClient(url, key)
+    try:
+        policy = RetryPolicy(teardown_seconds=teardown_retry_seconds(args, os.environ))
+    except ValueError as exc:
+        print(f"dumont reap: {exc}", file=sys.stderr)
+        return 2
+    client = VastClient(url, key, policy=policy)
     try:
         with waiting("reaping: listing and destroying instances"):
             report = reap(

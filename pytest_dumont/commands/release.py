@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from pytest_dumont.commands._api import add_api_arguments
+from pytest_dumont.commands._api import add_api_arguments, teardown_retry_seconds
 
 NAME = "release"
 HELP = "destroy instances parked by --dumont-reuse (by id, or --all)"
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.safety.reap import release
     from pytest_dumont.secrets.redact import register_secret
     from pytest_dumont.vast.client import DEFAULT_API_URL, VastClient
+    from pytest_dumont.vast.retry import RetryPolicy
 
     if bool(args.ids) == bool(args.all):
         print("dumont release: give parked instance ids, or --all (see `dumont parked`)", file=sys.stderr)
@@ -47,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     register_secret(key)
     url = (args.url or os.environ.get("VAST_URL") or DEFAULT_API_URL).rstrip("/")
-    client = VastClient(url, key)
+    try:
+        policy = RetryPolicy(teardown_seconds=teardown_retry_seconds(args, os.environ))
+    except ValueError as exc:
+        print(f"dumont release: {exc}", file=sys.stderr)
+        return 2
+    client = VastClient(url, key, policy=policy)
     try:
         report = release(client, LedgerFile(ledger_path(args.ledger)), None if args.all else list(args.ids))
     except DumontError as exc:

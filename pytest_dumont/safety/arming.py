@@ -98,8 +98,10 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
     if not config.pluginmanager.is_registered(budget_hooks):  # its hooks act on the guard; none before a pool
         config.pluginmanager.register(budget_hooks, "dumont-budget")
     safety = SessionSafety(guard)
-    if settings.mode != "replay":  # --dumont-api-retry-seconds; replay keeps its virtual-clock policy
-        provisioner.client.policy = replace(provisioner.client.policy, total_seconds=settings.api_retry_s)
+    if settings.mode != "replay":  # --dumont-(teardown-)retry-seconds; replay keeps its virtual-clock policy
+        provisioner.client.policy = replace(
+            provisioner.client.policy, total_seconds=settings.api_retry_s, teardown_seconds=settings.teardown_retry_s
+        )
     if settings.deadman_ttl_min > 0 and settings.mode != "replay":
         safety.renewer = _arm_deadman(pool, guard, DeadmanSwitch(settings.deadman_ttl_min * 60.0, api_url))
     in_process_emulator = settings.mode == "emulator" and not settings.api_url_explicit
@@ -121,6 +123,7 @@ def arm(config: pytest.Config, pool: InstancePool, api_url: str, api_key: str | 
             ledger_path=ledger.path,
             log_path=state_dir / f"watchdog-{state.session_id}.log",
             retry_s=settings.api_retry_s,
+            teardown_retry_s=settings.teardown_retry_s,
             key_dir=provisioner.ssh_key.private_path.parent,
         )
     )

@@ -113,12 +113,34 @@ def test_a_session_killed_while_adopting_loses_the_instance_to_its_watchdog(
     assert emulator.world.live_ids() == []  # nothing else was rented either
 
 
+HOLD_UNTIL_BOTH = """
+import os
+import time
+from pathlib import Path
+
+def test_gpu(vast_gpu):
+    with open(os.environ["DUMONT_TEST_OUT"], "a") as out:
+        out.write(f"{vast_gpu.id} 0\\n")
+    arrived = Path(os.environ["ARRIVED"])
+    (arrived / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(arrived.iterdir())) < 2:  # hold the instance until the other session holds one too
+        assert time.monotonic() < deadline, "the other session never got an instance"
+        time.sleep(0.01)
+"""
+
+
 def test_two_sessions_at_once_never_adopt_the_same_instance(pytester, emulator, run, used, state_dir):
     parked_id, _ = park_one(run, used, state_dir)
+    # Each session's test holds its instance until the other's holds one: without that, a session that started late
+    # on a busy machine adopted the instance the first one had already parked again, and the check saw it twice.
+    pytester.makepyfile(test_both=HOLD_UNTIL_BOTH)
+    arrived = pytester.mkdir("arrived")
     args = [sys.executable, "-m", "pytest", "--dumont-mode=emulator", f"--dumont-api-url={emulator.url}",
-            "--dumont-reuse=5", "-p", "no:randomly", "-p", "no:cacheprovider"]  # fmt: skip
+            "--dumont-reuse=5", "-p", "no:randomly", "-p", "no:cacheprovider", "test_both.py"]  # fmt: skip
+    env = {**os.environ, "ARRIVED": str(arrived)}
     procs = [
-        subprocess.Popen(args, cwd=pytester.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(args, cwd=pytester.path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     for proc in procs:

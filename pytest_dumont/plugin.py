@@ -139,6 +139,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             from pytest_dumont.session import xdist
 
             xdist.worker_collected(session)  # shared mode: the controller releases the instance after these
+        if _only_lists(session.config):
+            return  # --collect-only, --fixtures-per-test: no test runs, so nothing is rented for one
         from pytest_dumont.session import prewarm
 
         prewarm.start(session)  # GPU tests collected: the instance boots while the other tests run

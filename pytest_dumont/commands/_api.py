@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_dumont.session.settings import Secret
 
+TEARDOWN_RETRY = "teardown-retry-seconds"
+
 # Short aliases the commands accepted before they took the plugin's own names.
 ALIASES = {"api-url": "--url", "api-key-file": "--api-key-file"}
 
@@ -26,9 +28,18 @@ def add_option_arguments(parser: argparse.ArgumentParser, names: Iterable[str]) 
         parser.add_argument(*flags, dest=spec.dest, default=None, metavar=spec.metavar, help=spec.help_line)
 
 
-def add_api_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dumont-api-url`` and ``--dumont-api-key-file`` (``--url`` and ``--api-key-file`` stay as short aliases)."""
-    add_option_arguments(parser, ("api-url", "api-key-file"))
+def add_api_arguments(parser: argparse.ArgumentParser, *, destroys: bool = False) -> None:
+    """``--dumont-api-url`` and ``--dumont-api-key-file`` (``--url`` and ``--api-key-file`` stay as short aliases);
+    with ``destroys``, ``--dumont-teardown-retry-seconds`` too, for the commands that destroy."""
+    add_option_arguments(
+        parser, ("api-url", "api-key-file", TEARDOWN_RETRY) if destroys else ("api-url", "api-key-file")
+    )
+
+
+def teardown_retry_seconds(args: argparse.Namespace, environ: Mapping[str, str]) -> float:
+    """How long each destroy is retried: the flag, else its environment variable, else the plugin's default.
+    A bad value raises ``ConfigurationError`` naming the flag or the variable and what it expects."""
+    return float(option_values(args, (TEARDOWN_RETRY,), environ)[TEARDOWN_RETRY])
 
 
 def option_values(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any
 
-from pytest_dumont.commands._api import add_api_arguments
+from pytest_dumont.commands._api import add_api_arguments, teardown_retry_seconds
 
 NAME = "reap"
 HELP = "destroy instances left running by dead pytest-dumont sessions (ledger file and/or label prefix)"
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-kept", action="store_true", help="also destroy --dumont-keep-on-failure instances")
     parser.add_argument("--dry-run", action="store_true", help="say what would be destroyed, destroy nothing")
     # The plugin's own names (as in pytest and `dumont offers`); --url and --api-key-file stay as short aliases.
-    add_api_arguments(parser)
+    add_api_arguments(parser, destroys=True)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
 
 
@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.safety.reap import reap
     from pytest_dumont.vast.client import VastClient
+    from pytest_dumont.vast.retry import RetryPolicy
 
     try:
         url, key = api_endpoint(args, os.environ)
         ledger = None if args.no_ledger else LedgerFile(ledger_path(args.ledger, os.environ))
+        policy = RetryPolicy(teardown_seconds=teardown_retry_seconds(args, os.environ))
     except ConfigurationError as exc:
         print(f"dumont reap: {exc.message}", file=sys.stderr)
         return 2
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_ledger and args.label_prefix is None:
         print("dumont reap: --no-ledger needs --label-prefix (else there is nothing to look for)", file=sys.stderr)
         return 2
-    client = VastClient(url, key.reveal())
+    client = VastClient(url, key.reveal(), policy=policy)
     try:
         with waiting("reaping: listing and destroying instances"):
             report = reap(

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from pytest_dumont.commands._api import add_api_arguments
+from pytest_dumont.commands._api import add_api_arguments, teardown_retry_seconds
 
 NAME = "release"
 HELP = "destroy instances parked by --dumont-reuse (by id, or --all)"
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", metavar="ID", type=int, nargs="*", help="parked instance ids (see `dumont parked`)")
     parser.add_argument("--all", action="store_true", help="every parked instance of this API")
     parser.add_argument("--ledger", metavar="PATH", help="ledger file (default: $DUMONT_LEDGER, else the state dir)")
-    add_api_arguments(parser)
+    add_api_arguments(parser, destroys=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from pytest_dumont.safety.ledger_file import LedgerFile
     from pytest_dumont.safety.release import release
     from pytest_dumont.vast.client import VastClient
+    from pytest_dumont.vast.retry import RetryPolicy
 
     if bool(args.ids) == bool(args.all):
         print("dumont release: give parked instance ids, or --all (see `dumont parked`)", file=sys.stderr)
@@ -38,13 +39,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         url, key = api_endpoint(args, os.environ)
         ledger = LedgerFile(ledger_path(args.ledger, os.environ))
+        policy = RetryPolicy(teardown_seconds=teardown_retry_seconds(args, os.environ))
     except ConfigurationError as exc:
         print(f"dumont release: {exc.message}", file=sys.stderr)
         return 2
     if key is None:
         print("dumont release: set VAST_API_KEY (or --dumont-api-key-file PATH); the key is never taken from a flag")
         return 2
-    client = VastClient(url, key.reveal())
+    client = VastClient(url, key.reveal(), policy=policy)
     try:
         report = release(client, ledger, None if args.all else list(args.ids))
     except DumontError as exc:

@@ -130,6 +130,7 @@ def backstops(
             ledger_path=ledger.path,
             log_path=state_dir / f"watchdog-{state.session_id}.log",
             retry_s=settings.api_retry_s,
+            teardown_retry_s=settings.teardown_retry_s,
             key_dir=ssh_key.private_path.parent,
         )
     )

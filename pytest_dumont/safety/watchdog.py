@@ -5,7 +5,8 @@ pytest starts ``python -m pytest_dumont.safety.watchdog`` when a session's pool 
 the first create; the child forks once more (so that it is no longer pytest's child, nor in its process group or
 session) and talks over the two pipes it inherited:
 
-    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s", "key_dir"}
+    pytest -> watchdog: {"op": "hello", "api_url", "api_key", "label_prefix", "ledger", "log", "retry_s",
+                         "teardown_retry_s", "key_dir"}
     watchdog -> pytest: READY <pid>                                              (the handshake, awaited)
     pytest -> watchdog: {"op": "register"|"gone"|"keep", "id": N, "label": ...}  -> ACK <op> <id>
     pytest -> watchdog: {"op": "bye"}                                            -> ACK bye
@@ -33,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -78,6 +80,7 @@ class WatchdogLink:
         ledger_path: Path | None,
         log_path: Path | None,
         retry_s: float | None = None,
+        teardown_retry_s: float | None = None,
         key_dir: Path | None = None,
     ) -> WatchdogLink:
         """Start the watchdog process and send its hello without waiting; ``confirm`` waits for its READY.
@@ -111,6 +114,7 @@ class WatchdogLink:
             "ledger": str(ledger_path) if ledger_path else None,
             "log": str(log_path) if log_path else None,
             "retry_s": retry_s,
+            "teardown_retry_s": teardown_retry_s,
             "key_dir": str(key_dir) if key_dir else None,
         }
         try:
@@ -308,8 +312,11 @@ def main() -> int:
     register_secret(hello.get("api_key"))
     from pytest_dumont.vast.retry import RetryPolicy
 
-    retry_s = hello.get("retry_s")
-    policy = RetryPolicy(total_seconds=float(retry_s)) if retry_s else RetryPolicy()
+    policy = RetryPolicy()
+    if hello.get("retry_s"):
+        policy = replace(policy, total_seconds=float(hello["retry_s"]))
+    if hello.get("teardown_retry_s"):
+        policy = replace(policy, teardown_seconds=float(hello["teardown_retry_s"]))
     client = VastClient(hello["api_url"], hello.get("api_key"), policy=policy)
     ledger = LedgerFile(Path(hello["ledger"])) if hello.get("ledger") else None
     prefix = str(hello["label_prefix"])

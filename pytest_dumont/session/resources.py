@@ -96,7 +96,11 @@ def api_client(settings: Settings, api: ApiEndpoint, cassettes: CassetteSession 
 
     options: dict[str, Any] = cassettes.client_options() if cassettes else {}
     if settings.mode != "replay":
-        options["policy"] = replace(options.get("policy", DEFAULT_POLICY), total_seconds=settings.api_retry_s)
+        options["policy"] = replace(
+            options.get("policy", DEFAULT_POLICY),
+            total_seconds=settings.api_retry_s,
+            teardown_seconds=settings.teardown_retry_s,
+        )
     return VastClient(api.url, api.api_key, **options)
 
 

@@ -369,6 +369,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="S",
     ),
     OptionSpec(
+        "teardown-retry-seconds",
+        parse_positive_float,
+        "300",
+        "longest time one destroy is retried before the instance is reported as not destroyed (then the watchdog "
+        "and `dumont reap` try again): longer than other calls, as a destroy that gives up leaves an instance billing",
+        env="DUMONT_TEARDOWN_RETRY_SECONDS",
+        metavar="S",
+    ),
+    OptionSpec(
         "xdist",
         parse_xdist_mode,
         "shared",
@@ -545,6 +554,7 @@ class Settings:
     deadman_ttl_min: float = 60.0  # 0: no dead-man switch
     avoid_failed_hours: float = 24.0  # 0: failed machines are remembered for this session only
     api_retry_s: float = 120.0
+    teardown_retry_s: float = 300.0
     check_secrets: bool = False
     webhook_url: str | None = None  # None: no events are sent
     json_path: str | None = None  # --dumont-json: where the run's JSON report goes; None: nowhere
@@ -697,6 +707,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         deadman_ttl_min=values["deadman-ttl"][0],
         avoid_failed_hours=values["avoid-failed-hours"][0],
         api_retry_s=values["api-retry-seconds"][0],
+        teardown_retry_s=values["teardown-retry-seconds"][0],
         check_secrets=values["check-secrets"][0],
         webhook_url=values["webhook"][0],
         json_path=values["json"][0],

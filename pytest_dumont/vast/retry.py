@@ -35,17 +35,15 @@ class RetryPolicy:
     max_wait: float = 10.0
     jitter: float = 0.5
     retry_after_cap: float = 60.0
+    teardown_seconds: float = TEARDOWN_SECONDS  # --dumont-teardown-retry-seconds: what ``for_teardown`` allows
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
     def for_teardown(self) -> RetryPolicy:
-        """The policy a destroy runs under: the same sleep and clock, at least ``TEARDOWN_ATTEMPTS`` attempts within
-        ``TEARDOWN_SECONDS``. A destroy that gives up leaves money running, so it tries longer than other calls."""
-        return replace(
-            self,
-            attempts=max(self.attempts, TEARDOWN_ATTEMPTS),
-            total_seconds=max(self.total_seconds, TEARDOWN_SECONDS),
-        )
+        """The policy a destroy runs under: the same sleep and clock, up to ``TEARDOWN_ATTEMPTS`` attempts within
+        ``teardown_seconds``. A destroy that gives up leaves money running, so by default it tries longer than other
+        calls; a team whose `dumont reap` step follows may prefer to hand a dead API over to it sooner."""
+        return replace(self, attempts=max(self.attempts, TEARDOWN_ATTEMPTS), total_seconds=self.teardown_seconds)
 
     def call(self, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         """Run ``fn`` under this policy. Non-idempotent calls are retried only when the server never saw them."""

@@ -33,7 +33,9 @@ def logs(api: Any, instance_id: int, **body: Any) -> str:
 def booted(make_emulator: Callable[..., Any], make_api: Callable[[Any], Any]) -> tuple[Any, int]:
     """A fast emulator with sandboxes and one running instance whose onstart printed and wrote files."""
     api = make_api(make_emulator(profile="fast"))
-    onstart = "echo first line; echo needle here; mkdir -p /workspace/data; echo 12345 > /workspace/data/f.txt"
+    # The files first: once "needle" shows in the logs, they are there for the tests (a busy machine showed the log
+    # line before mkdir had run).
+    onstart = "mkdir -p /workspace/data; echo 12345 > /workspace/data/f.txt; echo first line; echo needle here"
     instance_id = api.create(onstart=onstart, runtype="ssh_proxy")
     assert wait_until(lambda: "needle" in logs(api, instance_id), DEADLINE_S), "the onstart output never showed"
     return api, instance_id

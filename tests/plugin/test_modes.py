@@ -53,6 +53,22 @@ def test_m_real_gpu_with_a_key_means_live(pytester: pytest.Pytester, monkeypatch
     header.stdout.fnmatch_lines(["*dumont: mode live (-m real_gpu)*"])
 
 
+@pytest.mark.parametrize("listing", [["--collect-only", "-q"], ["--fixtures-per-test"]])
+def test_listing_gpu_tests_rents_nothing(pytester: pytest.Pytester, monkeypatch, make_emulator, listing: list[str]):
+    # A listing runs no test, so the prewarm that would boot an instance during collection must not start either.
+    emulator = make_emulator(ssh=False)
+    searches: list[object] = []  # the emulator's offer searches, seen over HTTP: renting starts with one
+    search = emulator.world.search
+    monkeypatch.setattr(emulator.world, "search", lambda query: searches.append(query) or search(query))
+    monkeypatch.setenv("VAST_API_KEY", emulator.api_key)
+    pytester.makepyfile(GPU_TEST)
+    result = pytester.runpytest("--dumont-mode=emulator", f"--dumont-api-url={emulator.url}", *listing)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*test_gpu*"])
+    assert searches == []
+    assert emulator.world.history() == []
+
+
 def test_not_real_gpu_deselects_gpu_tests_and_stays_in_replay(pytester: pytest.Pytester):
     pytester.makepyfile(GPU_TEST)
     result = pytester.runpytest("-m", "not real_gpu")

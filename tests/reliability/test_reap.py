@@ -118,12 +118,28 @@ def test_reap_with_an_unreachable_api_says_so_and_keeps_the_ledger(private_state
     url = "http://127.0.0.1:9"
     LedgerFile(path).expecting(entry("dumont-dead-1", url, pid=dead_pid(), instance_id=5))
     before = path.read_text()
-    result = reap_cli("--url", url, env={"VAST_API_KEY": "k" * 32})
+    result = reap_cli("--url", url, "--dumont-teardown-retry-seconds=0.3", env={"VAST_API_KEY": "k" * 32})
     assert result.returncode == 1
     assert "COULD NOT DESTROY instance 5" in result.stderr
     assert {e.state for e in LedgerFile(path).entries()} == {"teardown_failed"}
     assert "k" * 32 not in result.stdout + result.stderr
     assert before != path.read_text()  # the failure is recorded, the entry kept for the next reap
+
+
+def test_reap_names_a_bad_teardown_retry_value_and_destroys_nothing(private_state, make_emulator):
+    emulator = make_emulator(ssh=False)
+    leftover = rent(VastClient(emulator.url, emulator.api_key), "dumont-dead-1")
+    LedgerFile(private_state / "ledger.json").expecting(
+        entry("dumont-dead-1", emulator.url, pid=dead_pid(), instance_id=leftover)
+    )
+    env = {"VAST_API_KEY": emulator.api_key, "VAST_URL": emulator.url}
+    from_env = reap_cli(env={**env, "DUMONT_TEARDOWN_RETRY_SECONDS": "soon"})
+    assert from_env.returncode == 2
+    assert "$DUMONT_TEARDOWN_RETRY_SECONDS='soon': must be a number above 0" in from_env.stderr
+    from_flag = reap_cli("--dumont-teardown-retry-seconds=-1", env=env)
+    assert from_flag.returncode == 2
+    assert "--dumont-teardown-retry-seconds='-1': must be a number above 0" in from_flag.stderr
+    assert emulator.world.live_ids() == [leftover]
 
 
 def test_reap_refuses_to_run_without_a_key(private_state):

@@ -31,6 +31,7 @@ def test_a_teardown_the_api_refuses_is_loud_recorded_and_reaped_later(
         "--dumont-mode=emulator",
         f"--dumont-api-url={emulator.url}",
         "--dumont-api-retry-seconds=0.3",
+        "--dumont-teardown-retry-seconds=0.3",  # the destroys too (300 s by default), the watchdog's included
         "-p",
         "no:randomly",
     )

@@ -100,3 +100,25 @@ def test_a_create_is_retried_only_when_it_never_reached_the_server():
     fn, calls = failing(RequestNotSent("refused"), RateLimited(429, None, "slow", retry_after=0))
     assert policy(ManualClock()).call(fn, idempotent=False) == "ok"
     assert len(calls) == 3
+
+
+def test_a_destroy_retries_for_its_own_window_not_the_other_calls():
+    # Every 4 s: another call gives up once its 10 s have passed; a destroy goes on within its 300 s (the default).
+    other_clock, destroy_clock = ManualClock(), ManualClock()
+    other, other_calls = failing(*[ServerError(503, None, "down")] * 10)
+    with pytest.raises(ServerError):
+        policy(other_clock, total_seconds=10.0, initial_wait=4.0, max_wait=4.0).call(other)
+    destroy, destroy_calls = failing(*[ServerError(503, None, "down")] * 5)
+    teardown = policy(destroy_clock, total_seconds=10.0, initial_wait=4.0, max_wait=4.0).for_teardown()
+    assert teardown.call(destroy) == "ok"
+    assert (len(other_calls), other_clock.now()) == (4, 12.0)
+    assert (len(destroy_calls), destroy_clock.now()) == (6, 20.0)
+
+
+def test_a_shorter_teardown_window_hands_a_dead_api_over_sooner():
+    # --dumont-teardown-retry-seconds=5: the destroy gives up once 5 s have passed, well before its eight attempts.
+    clock = ManualClock()
+    destroy, calls = failing(*[ServerError(503, None, "down")] * 10)
+    with pytest.raises(ServerError):
+        policy(clock, initial_wait=2.0, max_wait=2.0, teardown_seconds=5.0).for_teardown().call(destroy)
+    assert (len(calls), clock.now()) == (4, 6.0)

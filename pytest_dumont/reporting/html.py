@@ -35,10 +35,15 @@ def _leading_cells(gpu_name: str, dph_total: float, provision_seconds: float) ->
     )
 
 
+COST_WIDTH = 10  # "$" and the dollars, right-aligned: up to $999,999,999 sorts
+
+
 def cost_cell(cost: float) -> str:
-    """The cost with three significant digits ($0.0000465), after a hidden key that sorts as text in numeric order:
-    pytest-html compares the cells' inner HTML, and significant digits alone would not sort."""
-    return f"<td class=col-dumont_cost><!--{cost * 1e12:017.0f}-->{usd(cost)}</td>"
+    """The cost as ``usd`` writes it ($0.0000465), its dollars right-aligned with spaces: pytest-html compares the
+    cells' inner HTML as text, and a fixed-point fraction (``0.0000465`` < ``0.00465`` < ``0.0100``) sorts as text
+    in numeric order whatever its length, so the aligned dollars are all the key it needs: no hidden one."""
+    dollars, dot, cents = usd(cost).partition(".")
+    return f"<td class=col-dumont_cost>{dollars:>{COST_WIDTH}}{dot}{cents}</td>"
 
 
 def row_cells(data: Mapping[str, Any]) -> list[str]:

@@ -200,7 +200,22 @@ def test_the_columns_sort_in_numeric_order_the_way_pytest_html_sorts_them():
     header: list[str] = []
     pytest_html_results_table_header(header)
     pytest_html = SimpleNamespace(_report=SimpleNamespace(table_header=header))
-    values = [0.0, 0.0000000362, 0.000012, 0.00009, 0.0046, 0.01, 9.99, 10.0, 123.456, 4321.5]
+    values = [
+        0.0,
+        0.0000000362,
+        0.000012,
+        0.00009,
+        0.000999,
+        0.001,
+        0.0046,
+        0.00999,
+        0.01,
+        0.0101,
+        9.99,
+        10.0,
+        123.456,
+        4321.5,
+    ]
     kept = {}  # value -> the strings pytest-html keeps for that row
     for value in values:
         data: dict[str, str] = {}
@@ -212,7 +227,7 @@ def test_the_columns_sort_in_numeric_order_the_way_pytest_html_sorts_them():
     for column in ("dumont_dph", "dumont_provision", "dumont_cost"):
         as_strings = [kept[v][column] for v in values]  # in numeric order
         assert as_strings == sorted(as_strings), column
-    assert kept[0.000012]["dumont_cost"].endswith("-->$0.0000120") and kept[4321.5]["dumont_dph"].strip() == "4321.5000"
+    assert kept[0.000012]["dumont_cost"].strip() == "$0.0000120" and kept[4321.5]["dumont_dph"].strip() == "4321.5000"
     assert kept[10.0]["dumont_gpu"] == "RTX 4090"
 
 
@@ -252,7 +267,7 @@ def test_small_costs_keep_three_significant_digits_everywhere():
     assert usd(0.0000465) == "$0.0000465" and usd(0.00460) == "$0.00460" and usd(0.1689) == "$0.1689"
     assert usd(0) == "$0"
     cell = html.cost_cell(0.0000012)
-    assert cell.endswith("$0.00000120</td>")
+    assert cell.endswith(">        $0.00000120</td>")
 
 
 def test_a_run_that_rented_nothing_renders_without_tables_or_division_by_zero():

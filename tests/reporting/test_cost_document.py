@@ -9,7 +9,6 @@ import pytest
 
 from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting import document, github, html, jsonreport, markdown
-from pytest_dumont.reporting.apportion import hold_shares, overhead_cost
 from pytest_dumont.reporting.phases import usd
 from pytest_dumont.reporting.svg import bar_chart
 from pytest_dumont.vast.models import Offer, StatusChange
@@ -31,23 +30,23 @@ def seed_record(holds: list[Hold] | None = None) -> InstanceRecord:
 
 
 def test_tests_and_overhead_add_up_to_the_billed_estimate():
-    record = seed_record()
-    shares = hold_shares(record, now=100.0)
-    assert [s.nodeid for s in shares] == ["t::a", "t::b"]
-    assert sum(s.cost for s in shares) + overhead_cost(record, 100.0) == pytest.approx(record.billed_cost(100.0))
+    entry = document.instance_entry(seed_record(), now=100.0)
+    tests, cost = entry["tests"], entry["cost"]
+    assert [t["nodeid"] for t in tests] == ["t::a", "t::b"]
+    assert sum(t["cost_usd"] for t in tests) + cost["overhead_usd"] == pytest.approx(cost["billed_usd"])
     # t::a held 4.22 s of running time: GPU and storage for that long.
-    assert shares[0].cost == pytest.approx((0.1647 + 20 * 0.1512 / 720) * 4.22 / 3600)
-    assert shares[0].waited_seconds == 85.1
+    assert tests[0]["cost_usd"] == pytest.approx((0.1647 + 20 * 0.1512 / 720) * 4.22 / 3600)
+    assert tests[0]["waited_seconds"] == 85.1
 
 
 def test_time_two_tests_held_at_once_is_split_between_them():
     record = seed_record([Hold("t::a", 90.0, 94.0), Hold("t::b", 92.0, 94.0)])
-    a, b = hold_shares(record, now=100.0)
+    a, b = document.instance_entry(record, now=100.0)["tests"]
     rate = record.interval_cost(0, 1, 100.0) - record.interval_cost(0, 0, 100.0)
     per_second = record.interval_cost(90.0, 91.0, 100.0)
     assert rate == 0.0  # before creation nothing is billed
-    assert a.cost == pytest.approx(per_second * 3)  # 2 s alone + 2 s shared by two
-    assert b.cost == pytest.approx(per_second * 1)
+    assert a["cost_usd"] == pytest.approx(per_second * 3)  # 2 s alone + 2 s shared by two
+    assert b["cost_usd"] == pytest.approx(per_second * 1)
 
 
 def test_the_document_round_trips_to_the_same_record_and_costs():

@@ -10,7 +10,9 @@ running opens the next. The *billed estimate* follows that model; the *simple* f
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_dumont.vast.models import Offer, StatusChange
 
@@ -43,6 +45,14 @@ class Hold:
     def close(self, now: float) -> None:
         if self.ended is None:
             self.ended = now
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hold as the JSON report and pytest-xdist's ``workeroutput`` carry it."""
+        return {"nodeid": self.nodeid, "started": self.started, "ended": self.ended, "waited": self.waited}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hold:
+        return cls(data["nodeid"], data["started"], data["ended"], data["waited"])
 
 
 def _overlap(a: float, b: float, c: float, d: float) -> float:

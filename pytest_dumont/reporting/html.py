@@ -12,8 +12,8 @@ from pytest_dumont.reporting.phases import (
     PhaseRow,
     figure_value,
     indent_of,
-    instance_rows,
     rows_for_test,
+    rows_of,
     total_row,
     usd,
 )
@@ -206,7 +206,7 @@ def summary(doc: Mapping[str, Any]) -> list[str]:
         f'<div class="dumont-cards">{cards}</div>' + leak,
     ]
     for entry in doc["instances"]:
-        rows = instance_rows(entry)
+        rows = rows_of(entry)
         offer, cost = entry["offer"], entry["cost"]
         title = f"instance {entry['instance_id']}"
         parts.append(

@@ -56,6 +56,7 @@ def test_the_document_round_trips_to_the_same_record_and_costs():
     again = document.record_from_entry(entry)
     assert again.billed_cost(100.0) == pytest.approx(record.billed_cost(100.0))
     assert [(p.name, p.kind) for p in again.phases] == [(p.name, p.kind) for p in record.phases]
+    assert again.holds == record.holds
     assert entry["cost"]["simple_usd"] == pytest.approx(0.1689 * 98.98 / 3600, rel=1e-3)
     assert entry["cost"]["bandwidth_usd"] is None
 
@@ -262,6 +263,27 @@ def test_an_instances_table_nests_phases_and_each_level_adds_up_to_its_parent():
     assert cost == pytest.approx(sum(r.cost for r in rows if r.depth == 0))
 
 
+def test_an_instances_rows_are_made_once_with_its_entry_and_every_renderer_shows_those(tmp_path):
+    from pytest_dumont.reporting import terminal
+    from pytest_dumont.reporting.phases import instance_rows, rows_of
+
+    doc = doc_with(seed_record())
+    entry = doc["instances"][0]
+    made = rows_of(entry)
+    assert [r.label for r in made] == ["search offers", "create instance", "wait for running", "create file",
+                                       "tests (other)"]  # fmt: skip
+    assert made == instance_rows(entry)  # the record's own costs or the entry's: the same table
+    entry["rows"][3]["label"] = "create file, as the entry holds it"
+    for shown in (markdown.render(doc), "".join(html.summary(doc)), "\n".join(terminal.render_entry(entry))):
+        assert "create file, as the entry holds it" in shown
+    path = tmp_path / "run.json"
+    jsonreport.write(path, doc)
+    assert jsonreport.read(path)["instances"][0]["rows"] == entry["rows"]
+    del entry["rows"]  # a report written before the rows were in it: reading it makes them
+    jsonreport.write(path, doc)
+    assert rows_of(jsonreport.read(path)["instances"][0]) == made
+
+
 def test_small_costs_keep_three_significant_digits_everywhere():
     assert usd(0.0000465) == "$0.0000465" and usd(0.00460) == "$0.00460" and usd(0.1689) == "$0.1689"
     assert usd(0) == "$0"
@@ -285,7 +307,7 @@ def test_a_run_that_rented_nothing_renders_without_tables_or_division_by_zero():
 def test_a_report_written_before_nesting_gpu_spans_and_run_projections_still_merges_and_renders(tmp_path):
     doc = doc_with(seed_record())
     entry = doc["instances"][0]
-    del entry["gpu_spans"], entry["times"]["billing_ended_at"]
+    del entry["gpu_spans"], entry["times"]["billing_ended_at"], entry["rows"]
     for phase in entry["phases"]:
         del phase["test"], phase["depth"], phase["parent"]
     doc["projections"] = {

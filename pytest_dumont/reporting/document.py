@@ -190,7 +190,7 @@ def totals(instances: Iterable[Mapping[str, Any]], tests: Iterable[Mapping[str, 
 def projections(doc: Mapping[str, Any], prices: Mapping[str, Any], runs_per_day: float) -> Doc:
     """What this run's cost means at ``runs_per_day`` runs (a day, a 30-day month), which tests cost the most, what
     the provisioning overhead costs, and what the same wall time costs at other clouds' reference prices. The scenario
-    library's operations table (the seed's) only for a run that recorded scenario figures."""
+    library's operations table (snapshot, failover, model test) only for a run that recorded scenario figures."""
     t = doc["totals"]
     per_run = t["billed_usd"]
     instances = doc["instances"]

@@ -36,13 +36,17 @@ def _leading_cells(gpu_name: str, dph_total: float, provision_seconds: float) ->
 
 
 COST_WIDTH = 10  # "$" and the dollars, right-aligned: up to $999,999,999 sorts
+ONE_DIGIT_PAD = " " * (COST_WIDTH - 2)
 
 
 def cost_cell(cost: float) -> str:
     """The cost as ``usd`` writes it ($0.0000465), its dollars right-aligned with spaces: pytest-html compares the
     cells' inner HTML as text, and a fixed-point fraction (``0.0000465`` < ``0.00465`` < ``0.0100``) sorts as text
     in numeric order whatever its length, so the aligned dollars are all the key it needs: no hidden one."""
-    dollars, dot, cents = usd(cost).partition(".")
+    text = usd(cost)
+    if text[2:3] in ".":  # "$0", "$0.0000465", "$4.1234": one digit of dollars, as nearly every test's cost has
+        return f"<td class=col-dumont_cost>{ONE_DIGIT_PAD}{text}</td>"
+    dollars, dot, cents = text.partition(".")
     return f"<td class=col-dumont_cost>{dollars:>{COST_WIDTH}}{dot}{cents}</td>"
 
 

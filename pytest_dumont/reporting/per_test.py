@@ -99,27 +99,30 @@ def _numbers(record: object, nodeid: str, now: float) -> dict[str, Any] | None:
     hold = _hold(record, nodeid)
     if hold is None:
         return None
-    hold.close(min(now, record.end(now)))
+    end = record.end(now)
+    hold.close(end if end < now else now)
     return data_for_test(record, hold, now)
 
 
 def _held(item: pytest.Item, names: list[str], nodeid: str, now: float) -> list[dict[str, Any]]:
     """The test's numbers on each instance it held: ``vast_gpu``'s, then those it rented with the factory."""
-    records: list[object] = []
+    held = []
+    funcargs = item.funcargs  # type: ignore[attr-defined]
     if "vast_gpu" in names:
-        records.append(getattr(item.funcargs.get("vast_gpu"), "record", None))  # type: ignore[attr-defined]
+        data = _numbers(getattr(funcargs.get("vast_gpu"), "record", None), nodeid, now)
+        if data is not None:
+            held.append(data)
     if "dumont_instance_factory" in names:
-        factory = item.funcargs.get("dumont_instance_factory")  # type: ignore[attr-defined]
-        records += [ready.record for ready in getattr(factory, "instances", ())]
-    held = [_numbers(record, nodeid, now) for record in records]
-    return [data for data in held if data is not None]
+        for ready in getattr(funcargs.get("dumont_instance_factory"), "instances", ()):
+            data = _numbers(ready.record, nodeid, now)
+            if data is not None:
+                held.append(data)
+    return held
 
 
 def combined(held: list[dict[str, Any]]) -> dict[str, Any]:
     """One row's numbers for a test that held several instances (factory rentals): their GPUs, and the sums of
     their $/h, of the seconds it waited for them and of what its holds cost."""
-    if len(held) == 1:
-        return held[0]
     return {
         "gpu_name": " + ".join(str(data["gpu_name"]) for data in held),
         "dph_total": sum(data["dph_total"] for data in held),
@@ -144,14 +147,14 @@ def on_call_report(item: pytest.Item, report: pytest.TestReport) -> None:
     names = item.fixturenames  # type: ignore[attr-defined]
     extras = []
     held = _held(item, names, nodeid, now)
-    if held:
-        for data in held:
-            item.user_properties.append((PROPERTY, data))  # the teardown report carries it too: junit XML reads it
-            report.user_properties.append((PROPERTY, data))
-        if run.html:
-            setattr(report, CELLS, row_cells(combined(held)))
-            # A test that only held an instance has its numbers in its row; an extra is for phases and timelines.
-            extras += [extra_for_test(data) for data in held if data["phases"] or data["timeline"]]
+    for data in held:
+        item.user_properties.append((PROPERTY, data))  # the teardown report carries it too: junit XML reads it
+        report.user_properties.append((PROPERTY, data))
+        # A test that only held an instance has its numbers in its row; an extra is for phases and timelines.
+        if run.html and (data["phases"] or data["timeline"]):
+            extras.append(extra_for_test(data))
+    if held and run.html:
+        setattr(report, CELLS, row_cells(held[0] if len(held) == 1 else combined(held)))
     if "scenario_figures" in names:
         figures = recorded_figures(item.user_properties)
         if figures:

@@ -3,16 +3,17 @@
 Cost model (docs/architecture.md): Vast bills per second, the GPU part (``dph_base``) while the instance runs and
 storage (``disk x storage_cost / 720`` per hour) for every second it exists. "While it runs" is a list of spans: a
 stop, a reboot, or a status seen that is not ``running`` (exited, offline) closes the open span; a start that is seen
-running opens the next. The *billed estimate* follows that model; the *simple* figure is the seed report's
-``dph_total x wall``. Both are reported, labelled.
+running opens the next. The *billed estimate* follows that model; the *simple* figure is ``dph_total x wall``,
+the offer's hourly price times the time from the search to the confirmed destroy. Both are reported, labelled.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.vast.models import Offer, StatusChange
 
@@ -107,6 +108,14 @@ class Hold:
     def close(self, now: float) -> None:
         if self.ended is None:
             self.ended = now
+
+    def as_dict(self) -> dict[str, Any]:
+        """The hold as the JSON report and pytest-xdist's ``workeroutput`` carry it."""
+        return {"nodeid": self.nodeid, "started": self.started, "ended": self.ended, "waited": self.waited}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hold:
+        return cls(data["nodeid"], data["started"], data["ended"], data["waited"])
 
 
 def _overlap(a: float, b: float, c: float, d: float) -> float:
@@ -216,7 +225,7 @@ class InstanceRecord:
         return max(0.0, self.end(now) - self.created_at)
 
     def wall_seconds(self, now: float) -> float:
-        """From the start of the offer search to the confirmed destroy: the seed's "total duration"."""
+        """From the start of the offer search to the confirmed destroy: all the time the rental took."""
         end = self.destroyed_at if self.destroyed_at is not None else self.end(now)
         return max(0.0, end - self.search_started_at)
 
@@ -231,7 +240,7 @@ class InstanceRecord:
         return self.gpu_cost(now) + self.storage_cost(now) + self.parked_before_usd
 
     def simple_cost(self, now: float) -> float:
-        """The seed report's figure: dph_total x wall time, plus any time parked before this session."""
+        """The offer's hourly price times the wall time, plus any time parked before this session."""
         return self.dph_total * self.wall_seconds(now) / 3600.0 + self.parked_before_usd
 
     def interval_cost(self, start: float, stop: float, now: float) -> float:

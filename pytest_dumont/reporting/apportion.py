@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
 
 from pytest_dumont.provisioning.records import InstanceRecord
-
-
-class HoldShare(NamedTuple):
-    """One test's part of one instance's billed estimate (a tuple: one is made per test of a long run)."""
-
-    nodeid: str
-    instance_id: int
-    held_seconds: float
-    waited_seconds: float
-    cost: float
-
 
 Span = tuple[float, float]
 
@@ -52,17 +40,3 @@ def hold_costs(record: InstanceRecord, now: float) -> tuple[list[Span], list[flo
     if _one_after_another(spans):  # nothing to split: each hold pays for its own stretch
         return spans, [record.interval_cost(a, b, now) for a, b in spans]
     return spans, _split_overlaps(record, spans, now)
-
-
-def hold_shares(record: InstanceRecord, now: float) -> list[HoldShare]:
-    """Split the instance's cost over its holds; time two tests held at once is split evenly between them."""
-    spans, costs = hold_costs(record, now)
-    return [
-        HoldShare(hold.nodeid, record.instance_id, max(0.0, b - a), hold.waited, cost)
-        for hold, (a, b), cost in zip(record.holds, spans, costs, strict=True)
-    ]
-
-
-def overhead_cost(record: InstanceRecord, now: float) -> float:
-    """The part no test held: search to hand-over, gaps between tests, and destroy."""
-    return max(0.0, record.billed_cost(now) - sum(s.cost for s in hold_shares(record, now)))

@@ -15,7 +15,7 @@ from typing import Any
 from pytest_dumont import __version__
 from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting.apportion import hold_costs
-from pytest_dumont.reporting.phases import parents
+from pytest_dumont.reporting.phases import instance_rows, parents, row_entries
 from pytest_dumont.vast.models import Offer, StatusChange
 
 SCHEMA = "pytest-dumont-report"
@@ -81,7 +81,7 @@ def phase_entries(record: InstanceRecord, phases: list[PhaseTiming], now: float)
 def instance_entry(record: InstanceRecord, now: float) -> Doc:
     """One instance: its times, phases (each with its cost), timeline, holds, and the costs derived from them."""
     spans, costs = hold_costs(record, now)
-    return {
+    entry: Doc = {
         "instance_id": record.instance_id,
         "label": record.label,
         "offer": _offer(record.offer),
@@ -99,9 +99,7 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
         "timeline": [{"at": c.at, "status": c.status, "status_msg": c.status_msg} for c in record.timeline],
         "gpu_spans": [[a, b] for a, b in record.running_spans(now)],
         "phases": phase_entries(record, record.phases, now),
-        "holds": [
-            {"nodeid": h.nodeid, "started": h.started, "ended": h.ended, "waited": h.waited} for h in record.holds
-        ],
+        "holds": [h.as_dict() for h in record.holds],
         "facts": dict(record.facts),
         "failure": record.failure,
         "destroyed": record.destroyed_at is not None or (record.parked_at is None and not record.live),
@@ -129,6 +127,9 @@ def instance_entry(record: InstanceRecord, now: float) -> Doc:
             for h, (a, b), cost in zip(record.holds, spans, costs, strict=True)
         ],
     }
+    # The phase table every renderer shows, made here once: terminal, HTML, Markdown and JSON read these rows.
+    entry["rows"] = row_entries(instance_rows(entry, lambda start, stop: record.interval_cost(start, stop, now)))
+    return entry
 
 
 def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
@@ -163,7 +164,7 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         )
         for p in entry["phases"]
     ]  # fmt: skip
-    record.holds = [Hold(h["nodeid"], h["started"], h["ended"], h["waited"]) for h in entry["holds"]]
+    record.holds = [Hold.from_dict(h) for h in entry["holds"]]
     record.tests = [h.nodeid for h in record.holds]
     return record
 
@@ -191,7 +192,7 @@ def totals(instances: Iterable[Mapping[str, Any]], tests: Iterable[Mapping[str, 
 def projections(doc: Mapping[str, Any], prices: Mapping[str, Any], runs_per_day: float) -> Doc:
     """What this run's cost means at ``runs_per_day`` runs (a day, a 30-day month), which tests cost the most, what
     the provisioning overhead costs, and what the same wall time costs at other clouds' reference prices. The scenario
-    library's operations table (the seed's) only for a run that recorded scenario figures."""
+    library's operations table (snapshot, failover, model test) only for a run that recorded scenario figures."""
     t = doc["totals"]
     per_run = t["billed_usd"]
     instances = doc["instances"]

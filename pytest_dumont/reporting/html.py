@@ -12,8 +12,8 @@ from pytest_dumont.reporting.phases import (
     PhaseRow,
     figure_value,
     indent_of,
-    instance_rows,
     rows_for_test,
+    rows_of,
     total_row,
     usd,
 )
@@ -35,10 +35,19 @@ def _leading_cells(gpu_name: str, dph_total: float, provision_seconds: float) ->
     )
 
 
+COST_WIDTH = 10  # "$" and the dollars, right-aligned: up to $999,999,999 sorts
+ONE_DIGIT_PAD = " " * (COST_WIDTH - 2)
+
+
 def cost_cell(cost: float) -> str:
-    """The cost with three significant digits ($0.0000465), after a hidden key that sorts as text in numeric order:
-    pytest-html compares the cells' inner HTML, and significant digits alone would not sort."""
-    return f"<td class=col-dumont_cost><!--{cost * 1e12:017.0f}-->{usd(cost)}</td>"
+    """The cost as ``usd`` writes it ($0.0000465), its dollars right-aligned with spaces: pytest-html compares the
+    cells' inner HTML as text, and a fixed-point fraction (``0.0000465`` < ``0.00465`` < ``0.0100``) sorts as text
+    in numeric order whatever its length, so the aligned dollars are all the key it needs: no hidden one."""
+    text = usd(cost)
+    if text[2:3] in ".":  # "$0", "$0.0000465", "$4.1234": one digit of dollars, as nearly every test's cost has
+        return f"<td class=col-dumont_cost>{ONE_DIGIT_PAD}{text}</td>"
+    dollars, dot, cents = text.partition(".")
+    return f"<td class=col-dumont_cost>{dollars:>{COST_WIDTH}}{dot}{cents}</td>"
 
 
 def row_cells(data: Mapping[str, Any]) -> list[str]:
@@ -201,7 +210,7 @@ def summary(doc: Mapping[str, Any]) -> list[str]:
         f'<div class="dumont-cards">{cards}</div>' + leak,
     ]
     for entry in doc["instances"]:
-        rows = instance_rows(entry)
+        rows = rows_of(entry)
         offer, cost = entry["offer"], entry["cost"]
         title = f"instance {entry['instance_id']}"
         parts.append(

@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_dumont.errors import ReportError as ReportError
 from pytest_dumont.reporting.document import SCHEMA, SCHEMA_VERSION, Doc, prices_of, projections, totals
+from pytest_dumont.reporting.phases import instance_rows, row_entries
 
 
 def umask() -> int:
@@ -61,6 +62,9 @@ def read(path: Path) -> Doc:
             f"{path} has schema_version {version!r}; this pytest-dumont reads version {SCHEMA_VERSION} "
             "(upgrade pytest-dumont, or re-run the job that wrote it with this version)"
         )
+    for entry in doc.get("instances") or []:
+        if "rows" not in entry:  # written before the report held its phase tables: made once, here
+            entry["rows"] = row_entries(instance_rows(entry))
     return doc
 
 

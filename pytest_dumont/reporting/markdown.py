@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_dumont.reporting.document import costliest_tests
-from pytest_dumont.reporting.phases import figure_value, indent_of, instance_rows, total_row, usd
+from pytest_dumont.reporting.phases import figure_value, indent_of, rows_of, total_row, usd
 from pytest_dumont.reporting.terminal import bar
 
 Doc = Mapping[str, Any]
@@ -43,7 +43,7 @@ def render(doc: Doc, *, title: str = "pytest-dumont") -> str:
             "| phase | seconds | % | cost | |",
             "|---|---:|---:|---:|---|",
         ]
-        rows = instance_rows(entry)
+        rows = rows_of(entry)
         for row in rows:
             mark = "" if row.outcome == "passed" else f" ({row.outcome})"
             label = "&emsp;" * row.depth + _cell(row.label)

@@ -1,6 +1,6 @@
 """Calls users' ``pytest_dumont_*`` hooks one implementation at a time: one that raises is reported, never fatal.
 
-The seed's lesson: its webhook raised on a missing table and nearly took the run with it.
+A hook that raises is named in the summary and the run goes on: what a report tells others never fails the tests.
 
 Instances are announced as they are created and confirmed destroyed (``LiveEvents``, a watcher on the session's
 provisioner), with the phases finished so far; the rest is caught up at each GPU test's end and at the session's.

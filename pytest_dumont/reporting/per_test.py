@@ -91,19 +91,44 @@ def recorded_figures(user_properties: list[tuple[str, Any]]) -> list[dict[str, A
     ]
 
 
-def _gpu_numbers(item: pytest.Item, report: pytest.TestReport, nodeid: str, now: float) -> dict[str, Any] | None:
-    """Close the test's hold on its ``vast_gpu`` instance and put the test's numbers on the item and the report."""
-    record = getattr(item.funcargs.get("vast_gpu"), "record", None)  # type: ignore[attr-defined]
+def _numbers(record: object, nodeid: str, now: float) -> dict[str, Any] | None:
+    """Close the test's hold on ``record`` (at its call's end, or when the instance's billing ended if the test
+    destroyed it) and return the test's numbers on it."""
     if not isinstance(record, InstanceRecord):
         return None
     hold = _hold(record, nodeid)
     if hold is None:
         return None
-    hold.close(now)
-    data = data_for_test(record, hold, now)
-    item.user_properties.append((PROPERTY, data))  # the teardown report carries it too: junit XML reads that one
-    report.user_properties.append((PROPERTY, data))
-    return data
+    end = record.end(now)
+    hold.close(end if end < now else now)
+    return data_for_test(record, hold, now)
+
+
+def _held(item: pytest.Item, names: list[str], nodeid: str, now: float) -> list[dict[str, Any]]:
+    """The test's numbers on each instance it held: ``vast_gpu``'s, then those it rented with the factory."""
+    held = []
+    funcargs = item.funcargs  # type: ignore[attr-defined]
+    if "vast_gpu" in names:
+        data = _numbers(getattr(funcargs.get("vast_gpu"), "record", None), nodeid, now)
+        if data is not None:
+            held.append(data)
+    if "dumont_instance_factory" in names:
+        for ready in getattr(funcargs.get("dumont_instance_factory"), "instances", ()):
+            data = _numbers(ready.record, nodeid, now)
+            if data is not None:
+                held.append(data)
+    return held
+
+
+def combined(held: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row's numbers for a test that held several instances (factory rentals): their GPUs, and the sums of
+    their $/h, of the seconds it waited for them and of what its holds cost."""
+    return {
+        "gpu_name": " + ".join(str(data["gpu_name"]) for data in held),
+        "dph_total": sum(data["dph_total"] for data in held),
+        "provision_seconds": sum(data["provision_seconds"] for data in held),
+        "cost_usd": sum(data["cost_usd"] for data in held),
+    }
 
 
 def _add_extras(report: pytest.TestReport, parts: list[str]) -> None:
@@ -121,13 +146,15 @@ def on_call_report(item: pytest.Item, report: pytest.TestReport) -> None:
     now = state.clock.now()
     names = item.fixturenames  # type: ignore[attr-defined]
     extras = []
-    if "vast_gpu" in names:
-        data = _gpu_numbers(item, report, nodeid, now)
-        if data is not None and run.html:
-            setattr(report, CELLS, row_cells(data))
-            # A test that only held the instance has its numbers in its row; an extra is for phases and timelines.
-            if data["phases"] or data["timeline"]:
-                extras.append(extra_for_test(data))
+    held = _held(item, names, nodeid, now)
+    for data in held:
+        item.user_properties.append((PROPERTY, data))  # the teardown report carries it too: junit XML reads it
+        report.user_properties.append((PROPERTY, data))
+        # A test that only held an instance has its numbers in its row; an extra is for phases and timelines.
+        if run.html and (data["phases"] or data["timeline"]):
+            extras.append(extra_for_test(data))
+    if held and run.html:
+        setattr(report, CELLS, row_cells(held[0] if len(held) == 1 else combined(held)))
     if "scenario_figures" in names:
         figures = recorded_figures(item.user_properties)
         if figures:

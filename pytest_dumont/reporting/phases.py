@@ -8,12 +8,12 @@ table's total), and what the children leave of their parent is a row of its own,
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pytest_dumont.provisioning.records import PROVISIONING_PHASES, InstanceRecord
 
-__all__ = ["PhaseRow", "figure_value", "indent_of", "instance_rows", "nest", "record_rows", "usd"]
+__all__ = ["PhaseRow", "figure_value", "indent_of", "instance_rows", "nest", "record_rows", "rows_of", "usd"]
 
 PHASE_LABELS = {
     "search": "search offers",
@@ -52,9 +52,13 @@ def usd(amount: float) -> str:
     ($0.0000465): a test that held an instance for a second costs millionths of a dollar, never "$0.000000"."""
     if amount >= 0.01 or amount <= -0.01:
         return f"${amount:.4f}"
-    if abs(amount) < 5e-10:  # under half a billionth of a dollar
+    if -5e-10 < amount < 5e-10:  # under half a billionth of a dollar
         return "$0"
-    return "$" + significant(amount)
+    if amount != amount:
+        return "$nan"
+    # As ``significant`` does, without its checks: every GPU test's cost cell is written with this.
+    decimals = 2 - math.floor(math.log10(abs(amount)))
+    return f"${amount:.{decimals}f}"
 
 
 def figure_value(value: float | None) -> str:
@@ -169,9 +173,15 @@ def rows_for_test(phases: Sequence[Phase], held_seconds: float, held_cost: float
     return rows
 
 
-def instance_rows(entry: Mapping[str, Any]) -> list[PhaseRow]:
+def instance_rows(
+    entry: Mapping[str, Any], interval_cost: Callable[[float, float], float] | None = None
+) -> list[PhaseRow]:
     """An instance's table: provisioning, the tests' own phases nested (commands are in each test's table), the
-    rest of the time in use, destroy. Each with its cost; the top level adds up to the table's total."""
+    rest of the time in use, destroy. Each with its cost; the top level adds up to the table's total.
+
+    Made once per instance, with its entry (``document.instance_entry``, which passes the record's own
+    ``interval_cost``); the renderers read it with ``rows_of``.
+    """
     phases = entry["phases"]
     times = entry["times"]
     named = {name: [p for p in phases if p["name"] == name and p["kind"] == "provision"] for name in PHASE_LABELS}
@@ -199,7 +209,9 @@ def instance_rows(entry: Mapping[str, Any]) -> list[PhaseRow]:
         if node.children:
             rows += _rows(node.children, seconds, _cost(p), 1, "(other)")
     if _share(other, total) >= SHOWN:
-        use_cost = _interval_cost(entry, in_use) if in_use else None
+        use_cost = None
+        if in_use:
+            use_cost = interval_cost(*in_use) if interval_cost is not None else _interval_cost(entry, in_use)
         spent = sum(_cost(n.phase) or 0.0 for n in users)
         cost = None if use_cost is None else max(0.0, use_cost - spent)
         rows.append(PhaseRow("tests (other)", other, "passed", "other", 0, _share(other, total), cost))
@@ -224,11 +236,28 @@ def _interval_cost(entry: Mapping[str, Any], span: tuple[float, float]) -> float
     return record.interval_cost(span[0], span[1], entry["times"]["reported_at"])
 
 
+def row_entries(rows: Sequence[PhaseRow]) -> list[dict[str, Any]]:
+    """The rows as the JSON report holds them (an instance's ``rows``)."""
+    return [
+        {"label": r.label, "seconds": r.seconds, "share": r.share, "cost_usd": r.cost, "kind": r.kind,
+         "depth": r.depth, "outcome": r.outcome}
+        for r in rows
+    ]  # fmt: skip
+
+
+def rows_of(entry: Mapping[str, Any]) -> list[PhaseRow]:
+    """An instance's table as its entry holds it: every renderer shows these rows, none works them out again."""
+    return [
+        PhaseRow(r["label"], r["seconds"], r["outcome"], r["kind"], r["depth"], r["share"], r["cost_usd"])
+        for r in entry["rows"]
+    ]
+
+
 def record_rows(record: InstanceRecord, now: float) -> list[PhaseRow]:
-    """An in-memory record's table, as ``instance_rows`` makes it from the record's report entry."""
+    """An in-memory record's table, as its report entry holds it."""
     from pytest_dumont.reporting.document import instance_entry
 
-    return instance_rows(instance_entry(record, now))
+    return rows_of(instance_entry(record, now))
 
 
 def total_row(rows: Sequence[PhaseRow]) -> tuple[float, float | None]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_dumont.provisioning.records import InstanceRecord
-from pytest_dumont.reporting.phases import PHASE_LABELS, PhaseRow, instance_rows, total_row, usd
+from pytest_dumont.reporting.phases import PHASE_LABELS, PhaseRow, rows_of, total_row, usd
 
 __all__ = ["PHASE_LABELS", "bar", "phase_table", "render_entry", "render_instance", "usd", "write_session"]
 
@@ -51,7 +51,7 @@ def render_entry(entry: Mapping[str, Any]) -> list[str]:
         f"instance {entry['instance_id']}  {offer['num_gpus']}x {offer['gpu_name']}  ${cost['dph_total']:.4f}/h"
         f"{bid}{where}  offer {offer['id']}  label {entry['label']}",
     ]
-    lines += phase_table(instance_rows(entry))
+    lines += phase_table(rows_of(entry))
     if entry["timeline"]:
         lines.append("  status: " + " -> ".join(f"{c['status']} {c['at']:.1f}s" for c in entry["timeline"]))
     lines.append(

@@ -1,9 +1,9 @@
 """``--dumont-webhook URL``: the session's events as JSON POSTs, delivered by a thread that can never hold up a run.
 
-The seed's webhook wrote to a table that did not exist and nearly failed the run; here delivery is fire-and-forget.
-Events go into a bounded queue (the oldest is dropped when it is full, and counted) that one daemon thread drains in
-order, retrying connection errors, 429 and 5xx with a doubling pause. At the end of the session it gets a short
-deadline to finish; what is still undelivered is reported in one terminal line, never as a failure.
+A receiver that is down, slow or failing (a missing table behind it) must never fail the run: delivery is
+fire-and-forget. Events go into a bounded queue (the oldest is dropped when it is full, and counted) that one daemon
+thread drains in order, retrying connection errors, 429 and 5xx with a doubling pause. At the end of the session it
+gets a short deadline to finish; what is still undelivered is reported in one terminal line, never as a failure.
 
 Each POST body (schema ``pytest-dumont-webhook`` version 1, docs/index.md)::
 

@@ -162,7 +162,7 @@ class SharedInstance:
         # Times are CLOCK_MONOTONIC, one clock for every process of this machine.
         output = getattr(node, "workeroutput", None) or {}
         for h in output.get(HOLDS_KEY, []):
-            self.holds.append(Hold(h["nodeid"], h["started"], h["ended"], h["waited"]))
+            self.holds.append(Hold.from_dict(h))
         self.phases += [PhaseTiming(**p) for p in output.get(PHASES_KEY, [])]
 
     @pytest.hookimpl(wrapper=True)
@@ -313,9 +313,7 @@ def worker_finish(config: pytest.Config, workeroutput: dict[str, Any]) -> bool:
         return False
     if share.ready is not None:
         holds = share.ready.record.holds
-        workeroutput[HOLDS_KEY] = [
-            {"nodeid": h.nodeid, "started": h.started, "ended": h.ended, "waited": h.waited} for h in holds
-        ]
+        workeroutput[HOLDS_KEY] = [h.as_dict() for h in holds]
         workeroutput[PHASES_KEY] = [dataclasses.asdict(p) for p in share.ready.record.phases]
     share.close()
     return share.ready is not None

@@ -9,7 +9,6 @@ import pytest
 
 from pytest_dumont.provisioning.records import Hold, InstanceRecord, PhaseTiming
 from pytest_dumont.reporting import document, github, html, jsonreport, markdown
-from pytest_dumont.reporting.apportion import hold_shares, overhead_cost
 from pytest_dumont.reporting.phases import usd
 from pytest_dumont.reporting.svg import bar_chart
 from pytest_dumont.vast.models import Offer, StatusChange
@@ -31,23 +30,23 @@ def seed_record(holds: list[Hold] | None = None) -> InstanceRecord:
 
 
 def test_tests_and_overhead_add_up_to_the_billed_estimate():
-    record = seed_record()
-    shares = hold_shares(record, now=100.0)
-    assert [s.nodeid for s in shares] == ["t::a", "t::b"]
-    assert sum(s.cost for s in shares) + overhead_cost(record, 100.0) == pytest.approx(record.billed_cost(100.0))
+    entry = document.instance_entry(seed_record(), now=100.0)
+    tests, cost = entry["tests"], entry["cost"]
+    assert [t["nodeid"] for t in tests] == ["t::a", "t::b"]
+    assert sum(t["cost_usd"] for t in tests) + cost["overhead_usd"] == pytest.approx(cost["billed_usd"])
     # t::a held 4.22 s of running time: GPU and storage for that long.
-    assert shares[0].cost == pytest.approx((0.1647 + 20 * 0.1512 / 720) * 4.22 / 3600)
-    assert shares[0].waited_seconds == 85.1
+    assert tests[0]["cost_usd"] == pytest.approx((0.1647 + 20 * 0.1512 / 720) * 4.22 / 3600)
+    assert tests[0]["waited_seconds"] == 85.1
 
 
 def test_time_two_tests_held_at_once_is_split_between_them():
     record = seed_record([Hold("t::a", 90.0, 94.0), Hold("t::b", 92.0, 94.0)])
-    a, b = hold_shares(record, now=100.0)
+    a, b = document.instance_entry(record, now=100.0)["tests"]
     rate = record.interval_cost(0, 1, 100.0) - record.interval_cost(0, 0, 100.0)
     per_second = record.interval_cost(90.0, 91.0, 100.0)
     assert rate == 0.0  # before creation nothing is billed
-    assert a.cost == pytest.approx(per_second * 3)  # 2 s alone + 2 s shared by two
-    assert b.cost == pytest.approx(per_second * 1)
+    assert a["cost_usd"] == pytest.approx(per_second * 3)  # 2 s alone + 2 s shared by two
+    assert b["cost_usd"] == pytest.approx(per_second * 1)
 
 
 def test_the_document_round_trips_to_the_same_record_and_costs():
@@ -57,6 +56,7 @@ def test_the_document_round_trips_to_the_same_record_and_costs():
     again = document.record_from_entry(entry)
     assert again.billed_cost(100.0) == pytest.approx(record.billed_cost(100.0))
     assert [(p.name, p.kind) for p in again.phases] == [(p.name, p.kind) for p in record.phases]
+    assert again.holds == record.holds
     assert entry["cost"]["simple_usd"] == pytest.approx(0.1689 * 98.98 / 3600, rel=1e-3)
     assert entry["cost"]["bandwidth_usd"] is None
 
@@ -200,7 +200,22 @@ def test_the_columns_sort_in_numeric_order_the_way_pytest_html_sorts_them():
     header: list[str] = []
     pytest_html_results_table_header(header)
     pytest_html = SimpleNamespace(_report=SimpleNamespace(table_header=header))
-    values = [0.0, 0.0000000362, 0.000012, 0.00009, 0.0046, 0.01, 9.99, 10.0, 123.456, 4321.5]
+    values = [
+        0.0,
+        0.0000000362,
+        0.000012,
+        0.00009,
+        0.000999,
+        0.001,
+        0.0046,
+        0.00999,
+        0.01,
+        0.0101,
+        9.99,
+        10.0,
+        123.456,
+        4321.5,
+    ]
     kept = {}  # value -> the strings pytest-html keeps for that row
     for value in values:
         data: dict[str, str] = {}
@@ -212,7 +227,7 @@ def test_the_columns_sort_in_numeric_order_the_way_pytest_html_sorts_them():
     for column in ("dumont_dph", "dumont_provision", "dumont_cost"):
         as_strings = [kept[v][column] for v in values]  # in numeric order
         assert as_strings == sorted(as_strings), column
-    assert kept[0.000012]["dumont_cost"].endswith("-->$0.0000120") and kept[4321.5]["dumont_dph"].strip() == "4321.5000"
+    assert kept[0.000012]["dumont_cost"].strip() == "$0.0000120" and kept[4321.5]["dumont_dph"].strip() == "4321.5000"
     assert kept[10.0]["dumont_gpu"] == "RTX 4090"
 
 
@@ -248,11 +263,32 @@ def test_an_instances_table_nests_phases_and_each_level_adds_up_to_its_parent():
     assert cost == pytest.approx(sum(r.cost for r in rows if r.depth == 0))
 
 
+def test_an_instances_rows_are_made_once_with_its_entry_and_every_renderer_shows_those(tmp_path):
+    from pytest_dumont.reporting import terminal
+    from pytest_dumont.reporting.phases import instance_rows, rows_of
+
+    doc = doc_with(seed_record())
+    entry = doc["instances"][0]
+    made = rows_of(entry)
+    assert [r.label for r in made] == ["search offers", "create instance", "wait for running", "create file",
+                                       "tests (other)"]  # fmt: skip
+    assert made == instance_rows(entry)  # the record's own costs or the entry's: the same table
+    entry["rows"][3]["label"] = "create file, as the entry holds it"
+    for shown in (markdown.render(doc), "".join(html.summary(doc)), "\n".join(terminal.render_entry(entry))):
+        assert "create file, as the entry holds it" in shown
+    path = tmp_path / "run.json"
+    jsonreport.write(path, doc)
+    assert jsonreport.read(path)["instances"][0]["rows"] == entry["rows"]
+    del entry["rows"]  # a report written before the rows were in it: reading it makes them
+    jsonreport.write(path, doc)
+    assert rows_of(jsonreport.read(path)["instances"][0]) == made
+
+
 def test_small_costs_keep_three_significant_digits_everywhere():
     assert usd(0.0000465) == "$0.0000465" and usd(0.00460) == "$0.00460" and usd(0.1689) == "$0.1689"
     assert usd(0) == "$0"
     cell = html.cost_cell(0.0000012)
-    assert cell.endswith("$0.00000120</td>")
+    assert cell.endswith(">        $0.00000120</td>")
 
 
 def test_a_run_that_rented_nothing_renders_without_tables_or_division_by_zero():
@@ -271,7 +307,7 @@ def test_a_run_that_rented_nothing_renders_without_tables_or_division_by_zero():
 def test_a_report_written_before_nesting_gpu_spans_and_run_projections_still_merges_and_renders(tmp_path):
     doc = doc_with(seed_record())
     entry = doc["instances"][0]
-    del entry["gpu_spans"], entry["times"]["billing_ended_at"]
+    del entry["gpu_spans"], entry["times"]["billing_ended_at"], entry["rows"]
     for phase in entry["phases"]:
         del phase["test"], phase["depth"], phase["parent"]
     doc["projections"] = {

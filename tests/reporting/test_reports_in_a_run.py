@@ -214,3 +214,42 @@ def test_no_report_artifact_holds_a_secret(pytester: pytest.Pytester, monkeypatc
         assert vast_emulator.api_key not in text, path
         assert "PRIVATE KEY" not in text, path
     assert vast_emulator.api_key not in result.stdout.str()
+
+
+def test_a_test_that_rents_with_the_factory_has_the_cells_and_extras_of_the_instances_it_rented(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, vast_emulator
+):
+    from test_scenario_figures import html_data
+
+    from pytest_dumont.reporting.phases import usd
+
+    pytester.makepyfile("""
+        def test_rented(dumont_instance_factory):
+            factory = dumont_instance_factory
+            first, second = factory(), factory()
+            with factory.phase(first, "warm up"):
+                first.connection.run("true", hide=True)
+            factory.destroy(second)  # its hold ends with its bill, not with the test
+
+        def test_shared(vast_gpu):
+            pass
+    """)
+    args = inner_args(monkeypatch, vast_emulator, "--dumont-prewarm=off", "--dumont-json=r.json", "--html=r.html")
+    pytester.runpytest(*args).assert_outcomes(passed=2)
+    doc = json.loads((pytester.path / "r.json").read_text())
+    rented = [t for t in doc["tests"] if t["nodeid"].endswith("test_rented")]
+    assert len(rented) == 2 and len({t["instance_id"] for t in rented}) == 2
+    (row,) = next(rows for nodeid, rows in html_data(pytester.path / "r.html")["tests"].items() if "rented" in nodeid)
+    assert row["dumont_gpu"] == "RTX 4090 + RTX 4090"
+    assert float(row["dumont_dph"]) == pytest.approx(sum(t["dph_total"] for t in rented), abs=1e-4)
+    assert float(row["dumont_provision"]) == pytest.approx(sum(t["waited_seconds"] for t in rented), abs=0.01)
+    assert row["dumont_cost"].strip() == usd(sum(t["cost_usd"] for t in rented))  # what the JSON bills the test
+    extras = json.dumps(row)
+    for test in rented:  # an extra per instance: its phases (provisioning, the one it named) and status timeline
+        assert f"instance {test['instance_id']} &middot;" in extras
+    assert "warm up" in extras and extras.count("dumont-timeline-chart") == 2
+    gone = next(e for e in doc["instances"] if e["instance_id"] == rented[1]["instance_id"])
+    assert rented[1]["held_seconds"] <= gone["times"]["billing_ended_at"] - gone["times"]["ready_at"] + 1e-6
+    shared = next(t for t in doc["tests"] if t["nodeid"].endswith("test_shared"))
+    (row,) = next(rows for nodeid, rows in html_data(pytester.path / "r.html")["tests"].items() if "shared" in nodeid)
+    assert row["dumont_gpu"] == "RTX 4090" and row["dumont_cost"].strip() == usd(shared["cost_usd"])

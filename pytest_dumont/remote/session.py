@@ -346,7 +346,7 @@ class RemoteRun:
             self._hosts[alias] = ready
             specs += gateway.tx_specs(ssh_config, python, self.remote_dir, self.settings.remote_workers, alias)
         self.config.option.tx = specs
-        value_options = [spec.flag for spec in OPTIONS if not spec.switch] + ["--dumont-json"]
+        value_options = [spec.flag for spec in OPTIONS if not spec.switch]
         params = self.config.invocation_params
         try:
             args = gateway.worker_args(

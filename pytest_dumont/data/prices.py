@@ -71,7 +71,8 @@ def load(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def scenario_operations() -> list[dict[str, Any]]:
-    """The scenario library's operations (the seed's table), priced only in a run of the scenarios."""
+    """The scenario library's operations (snapshot, failover, a model test) and how long each takes, priced only in a
+    run of the scenarios."""
     text = resources.files("pytest_dumont").joinpath("data/scenario_operations.json").read_text(encoding="utf-8")
     operations: list[dict[str, Any]] = json.loads(text)["operations"]
     return operations

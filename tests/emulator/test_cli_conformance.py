@@ -11,13 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from api_waits import wait_for
 
 from pytest_dumont.emulator import Faults
 
@@ -90,16 +90,6 @@ def cli_for(tmp_path: Path) -> Callable[[Any], Cli]:
 @pytest.fixture
 def cli(make_emulator: Callable[..., Any], cli_for: Callable[[Any], Cli]) -> Cli:
     return cli_for(make_emulator(profile="fast", ssh=False))
-
-
-def wait_for(predicate: Callable[[], Any], what: str, deadline_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def entry(cli: Cli, instance_id: int) -> dict[str, Any]:

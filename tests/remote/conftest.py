@@ -14,12 +14,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))  # polling.wait_for: one helper for the suite
+import polling
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "remote_project"
 VENDORED = ("pytest", "pluggy", "iniconfig", "packaging", "execnet", "pytest-xdist", "pygments")
@@ -110,15 +112,8 @@ def finish(inner: subprocess.Popen[bytes], timeout: float = 240) -> str:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 120.0, what: str = "the condition") -> Any:
-    """Poll ``condition`` until it is truthy, or fail after ``timeout`` seconds (never a sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
+    """``polling.wait_for`` with the longer deadline a remote run's boot, sync and setup need."""
+    return polling.wait_for(condition, timeout, what)
 
 
 def remote_tree(emulator: Any, name: str) -> Path | None:

@@ -11,6 +11,8 @@ import os
 import queue
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,3 +79,20 @@ class Driver:
         """The step's result; fails the test with the client's own traceback when the step failed."""
         assert answer["ok"], f"{answer['error']}\n{answer.get('traceback', '')}"
         return answer["result"]
+
+
+@contextmanager
+def driven(client: str, script: str, home: Path) -> Iterator[tuple[Any, Driver]]:
+    """A fresh emulator and ``client``'s driver process (``drivers/<script>``) against it; both stopped at the end."""
+    from client_venvs import client_python
+
+    from pytest_dumont.emulator import Emulator
+
+    python = client_python(client)
+    emulator = Emulator(profile="fast").start()
+    driver = Driver(python, script, emulator, home)
+    try:
+        yield emulator, driver
+    finally:
+        driver.close()
+        emulator.stop()

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from client_driver import Driver
-from client_venvs import client_python
+from client_driver import Driver, driven
 from ssh_probe import keypair, wait_for
 
 from pytest_dumont.emulator import Emulator
@@ -27,14 +26,8 @@ RUNNER_PORT = "10022/tcp"
 
 @pytest.fixture(scope="module")
 def dstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Driver]]:
-    python = client_python("dstack")
-    emulator = Emulator(profile="fast").start()
-    driver = Driver(python, "dstack_vast.py", emulator, tmp_path_factory.mktemp("dstack"))
-    try:
-        yield emulator, driver
-    finally:
-        driver.close()
-        emulator.stop()
+    with driven("dstack", "dstack_vast.py", tmp_path_factory.mktemp("dstack")) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

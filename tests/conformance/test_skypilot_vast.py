@@ -14,8 +14,7 @@ from typing import Any
 
 import paramiko
 import pytest
-from client_driver import Driver
-from client_venvs import client_python
+from client_driver import Driver, driven
 from ssh_probe import keypair, run_when_up
 
 from pytest_dumont.emulator import Emulator
@@ -29,14 +28,8 @@ INSTANCE_TYPE = "1x-RTX_4090-64-131072"  # SkyPilot's synthetic Vast type: {n}x-
 
 @pytest.fixture(scope="module")
 def sky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, Driver]]:
-    python = client_python("skypilot")
-    emulator = Emulator(profile="fast").start()
-    driver = Driver(python, "skypilot_vast.py", emulator, tmp_path_factory.mktemp("sky"))
-    try:
-        yield emulator, driver
-    finally:
-        driver.close()
-        emulator.stop()
+    with driven("skypilot", "skypilot_vast.py", tmp_path_factory.mktemp("sky")) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from standalone_emulator import start_emulator
+
 SUITE = """
 import time
 
@@ -52,16 +54,6 @@ def test_z_gpu(ssh_session):
         f.write(repr(time.time()))
     assert ssh_session.run("true").ok
 """
-
-
-def start_emulator(factor: float) -> tuple[subprocess.Popen[str], str, str]:
-    """A standalone emulator on loopback; its URL and key are the first lines it prints."""
-    args = [sys.executable, "-m", "pytest_dumont.emulator", "--port", "0", "--quiet", "--profile", "seed"]
-    proc = subprocess.Popen([*args, "--time-factor", str(factor)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split()[-1]
-    key = proc.stdout.readline().split()[-1]
-    return proc, url, key
 
 
 def history(url: str) -> list[dict[str, object]]:
@@ -105,7 +97,7 @@ def main() -> None:
     tests = 8
     cpu = "\n".join(f"def test_cpu_{i}():\n    _busy({args.cpu / tests})\n" for i in range(tests))
     results: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
-    proc, url, key = start_emulator(args.factor)
+    proc, url, key = start_emulator("seed", args.factor)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             measure(Path(tmp), args.rounds, cpu, results, (url, key))

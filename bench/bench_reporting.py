@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standalone_emulator import start_emulator
 
 SPENT: dict[str, float] = defaultdict(float)
 WALL_ROUNDS = 15  # pairs of end-to-end runs of about a second each: their median difference is pytest-html's time
@@ -107,14 +108,6 @@ def instrument() -> None:
         timed(BaseReport, name, "html")
     timed(html_plugin, "pytest_configure", "html")
     timed(html_plugin, "pytest_unconfigure", "html")
-
-
-def start_emulator() -> tuple[subprocess.Popen[str], str, str]:
-    """A standalone emulator: its URL and API key are the first two lines it prints."""
-    args = [sys.executable, "-m", "pytest_dumont.emulator", "--port", "0", "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1], proc.stdout.readline().split()[-1]
 
 
 class FourConstantColumns:

@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from standalone_emulator import start_emulator
+
 CONFTEST = """
 import time
 
@@ -51,16 +53,6 @@ def test_gpu(ssh_session):
         f.write(repr(time.time()))
     assert ssh_session.run("true").ok
 """
-
-
-def start_emulator(factor: float) -> tuple[subprocess.Popen[str], str, str]:
-    """A standalone emulator on loopback; its URL and key are the first lines it prints."""
-    args = [sys.executable, "-m", "pytest_dumont.emulator", "--port", "0", "--quiet", "--profile", "seed"]
-    proc = subprocess.Popen([*args, "--time-factor", str(factor)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split()[-1]
-    key = proc.stdout.readline().split()[-1]
-    return proc, url, key
 
 
 def environment(api: tuple[str, str], state: Path) -> dict[str, str]:
@@ -91,7 +83,7 @@ def main() -> None:
     parser.add_argument("-n", "--rounds", type=int, default=3, help="adopting runs after the first")
     parser.add_argument("--factor", type=float, default=1.0, help="seed timeline scale (1: full pace)")
     args = parser.parse_args()
-    proc, url, key = start_emulator(args.factor)
+    proc, url, key = start_emulator("seed", args.factor)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root, state = Path(tmp) / "suite", Path(tmp) / "state"

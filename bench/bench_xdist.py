@@ -18,6 +18,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from standalone_emulator import start_emulator
+
 SUITE = "".join(
     f"""
 def test_gpu_{i}(vast_gpu):
@@ -27,13 +29,6 @@ def test_gpu_{i}(vast_gpu):
 """
     for i in range(8)
 )
-
-
-def start_emulator(factor: float) -> tuple[subprocess.Popen[str], str, str]:
-    args = [sys.executable, "-m", "pytest_dumont.emulator", "--port", "0", "--quiet", "--profile", "seed"]
-    proc = subprocess.Popen([*args, "--time-factor", str(factor)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().split()[-1], proc.stdout.readline().split()[-1]
 
 
 def history(url: str) -> list[dict[str, object]]:
@@ -79,7 +74,7 @@ def main() -> None:
         "-n 4 per-worker": ["-n", "4", "--dumont-xdist=per-worker"],
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
-    proc, url, key = start_emulator(args.factor)
+    proc, url, key = start_emulator("seed", args.factor)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

@@ -143,7 +143,6 @@ class InstanceRecord:
     timeline: list[StatusChange] = field(default_factory=list)
     phases: list[PhaseTiming] = field(default_factory=list)
     failure: str | None = None
-    tests: list[str] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # nvidia-smi and disk lines, for the report
     # --dumont-reuse: parked at the end of this session (clock seconds; epoch seconds of its deadline), or adopted
@@ -167,6 +166,11 @@ class InstanceRecord:
         self.dph_base = self.offer.dph_base if self.bid is None else self.bid
         self.storage_dph = self.offer.storage_dph(self.disk_gb)
         self.dph_total = self.dph_base + self.storage_dph
+
+    @property
+    def tests(self) -> list[str]:
+        """The tests that held this instance, in the order they were handed it (one per hold)."""
+        return [hold.nodeid for hold in self.holds]
 
     @property
     def live(self) -> bool:
@@ -256,7 +260,6 @@ class InstanceRecord:
         """``nodeid`` holds this instance from ``at`` (its cost is apportioned by holds) until the hold is closed."""
         hold = Hold(nodeid, at, waited=waited)
         self.holds.append(hold)
-        self.tests.append(nodeid)
         return hold
 
     def phase_seconds(self, name: str) -> float:

@@ -165,7 +165,6 @@ def record_from_entry(entry: Mapping[str, Any]) -> InstanceRecord:
         for p in entry["phases"]
     ]  # fmt: skip
     record.holds = [Hold.from_dict(h) for h in entry["holds"]]
-    record.tests = [h.nodeid for h in record.holds]
     return record
 
 

@@ -175,7 +175,6 @@ class SharedInstance:
                 ready.record.holds.extend(sorted(self.holds, key=lambda h: h.started))
                 # Kept in the order they ended, as a record's phases always are (the per-test scan relies on it).
                 ready.record.phases[:] = sorted(ready.record.phases + self.phases, key=lambda p: p.started + p.duration)
-                ready.record.tests.extend(h.nodeid for h in ready.record.holds)
         with suppress(DumontError):  # a teardown failure is in the state's teardown_errors, shown in the summary
             self.close()
         return (yield)
